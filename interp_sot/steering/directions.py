@@ -1,0 +1,46 @@
+"""Steering directions from SAE decoder rows, in the two unit conventions found in the field.
+
+The paper does not publish the units of its strengths s. "unit" (Neuronpedia's steering) makes s the norm of
+the added vector; "sae" uses the decoder row of the sae-lens-loaded SAE as is, so s is in that SAE's activation
+units (sae-lens folds any dataset-wise input normalisation into W_dec at load, so the row is in raw residual units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+
+Norm = Literal["unit", "sae"]
+NORMS: tuple[str, ...] = ("unit", "sae")
+
+
+def decoder_matrix(sae: Any) -> torch.Tensor:
+    """W_dec: [d_sae, d_model] of a sae-lens SAE (or any object with ``W_dec``), or a tensor given directly."""
+    w = sae if isinstance(sae, torch.Tensor) else getattr(sae, "W_dec", None)
+    if not isinstance(w, torch.Tensor) or w.ndim != 2:
+        raise ValueError(f"expected an SAE with a 2-D W_dec [d_sae, d_model] or that matrix; got {type(sae).__name__}")
+    return w
+
+
+def feature_direction(sae: Any, index: int | Sequence[int], norm: Norm = "unit") -> torch.Tensor:
+    """Steering direction(s) of SAE feature(s): [d_model] for an int, [F, d_model] for a list (float32, detached)."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    w = decoder_matrix(sae)
+    single = isinstance(index, int) and not isinstance(index, bool)
+    indices = [index] if single else list(index)  # type: ignore[arg-type]
+    if not indices:
+        raise ValueError("index: at least one feature index is needed")
+    for i in indices:
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < w.shape[0]:
+            raise ValueError(f"feature index {i!r} out of range: the SAE has features 0..{w.shape[0] - 1}")
+    rows = w.detach()[torch.tensor(indices, device=w.device)].to(torch.float32)
+    if norm == "unit":
+        norms = rows.norm(dim=-1, keepdim=True)
+        if (norms == 0).any():
+            dead = [i for i, n in zip(indices, norms.flatten().tolist(), strict=True) if n == 0]
+            raise ValueError(f"features {dead} have an all-zero decoder row; a unit direction is undefined")
+        rows = rows / norms
+    return rows[0] if single else rows
