@@ -49,6 +49,23 @@ def _prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
+def _save_dequantised(model: Any, folder: Path) -> None:
+    """Save a GGUF-loaded model as plain safetensors + config.
+
+    ``save_pretrained`` refuses: the model still carries transformers' GGUF quantizer marker although its
+    weights are already dequantised, so the config is written without it and the weights directly.
+    """
+    from safetensors.torch import save_model
+
+    config = model.config
+    config_dict = config.to_dict()
+    config_dict.pop("quantization_config", None)
+    type(config).from_dict(config_dict).save_pretrained(folder)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+    save_model(model, str(folder / "model.safetensors"))
+
+
 def _smollm2_cached(cache_dir: Path) -> Path:
     """Folder with SmolLM2 as safetensors, created atomically from the GGUF on first use."""
     target = cache_dir / "smollm2-135m-instruct"
@@ -63,7 +80,7 @@ def _smollm2_cached(cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=cache_dir))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        _save_dequantised(model, tmp)
         tokenizer.save_pretrained(tmp)
         try:
             os.replace(tmp, target)

@@ -8,6 +8,7 @@ units (sae-lens folds any dataset-wise input normalisation into W_dec at load, s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -44,3 +45,43 @@ def feature_direction(sae: Any, index: int | Sequence[int], norm: Norm = "unit")
             raise ValueError(f"features {dead} have an all-zero decoder row; a unit direction is undefined")
         rows = rows / norms
     return rows[0] if single else rows
+
+
+def save_direction(path: str | Path, direction: torch.Tensor, **metadata: str) -> None:
+    """Write a direction as safetensors (key ``direction``), atomically, with string metadata."""
+    from safetensors.torch import save_file
+
+    from interp_sot.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_file({"direction": direction.detach().to(torch.float32).contiguous().cpu()}, str(tmp), metadata=metadata)
+
+
+def load_direction(path: str | Path) -> torch.Tensor:
+    """Read a direction [d_model] (or a table [F, d_model]) from .safetensors, .pt or .npy."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"direction file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(path))
+            if "direction" not in tensors and len(tensors) != 1:
+                raise ValueError(f"{path} holds {sorted(tensors)}; expected a 'direction' tensor")
+            t = tensors.get("direction", next(iter(tensors.values())))
+        elif path.suffix == ".npy":
+            import numpy as np
+
+            t = torch.from_numpy(np.load(path, allow_pickle=False))
+        elif path.suffix in (".pt", ".pth"):
+            t = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise ValueError(f"{path}: unknown direction format (use .safetensors, .pt or .npy)")
+    except (OSError, RuntimeError, ValueError) as err:
+        if isinstance(err, ValueError) and str(path) in str(err):
+            raise
+        raise ValueError(f"{path}: cannot read a direction ({err})") from err
+    if not isinstance(t, torch.Tensor) or t.ndim not in (1, 2):
+        raise ValueError(f"{path}: expected a [d_model] or [F, d_model] tensor")
+    return t.to(torch.float32)
