@@ -180,3 +180,44 @@ def test_nnsight_wrapped_model_is_steered(tiny_llama, prompt_batch):
                 logits = wrapped.output.logits.save()
     assert torch.equal(logits, expected)
     assert hook_count(tiny_llama) == 0
+
+
+class _OpLog:
+    """Every ATen op dispatched while active (a TorchDispatchMode sees what actually runs)."""
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        log = self.ops = []
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                log.append(str(func.overloadpacket))
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Mode()
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.mode.__exit__(*exc)
+
+
+@pytest.mark.parametrize("scope", ["all", "generated"])
+@torch.no_grad()
+def test_hook_is_one_in_place_add_per_call(tiny_llama, prompt_batch, scope):
+    """Steering adds exactly one aten.add_ per steered call and no other op (no copies, casts or host tensors)."""
+    from collections import Counter
+
+    ids, mask = prompt_batch["input_ids"], prompt_batch["attention_mask"]
+    with _OpLog() as base:
+        _prefill_and_step(tiny_llama, ids, mask)
+    handle = steer(tiny_llama, LAYER, torch.randn(D_MODEL), torch.tensor([1.0, 2.0, 3.0]), scope=scope)
+    with handle, _OpLog() as steered:
+        _prefill_and_step(tiny_llama, ids, mask)
+    extra = Counter(steered.ops) - Counter(base.ops)
+    missing = Counter(base.ops) - Counter(steered.ops)
+    steered_calls = 2 if scope == "all" else 1  # "generated" leaves the prefill call alone
+    assert extra == Counter({"aten.add_": steered_calls}) and not missing

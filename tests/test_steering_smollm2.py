@@ -80,3 +80,25 @@ def test_demo_cli_writes_table(smollm2, tmp_path, capsys):
     assert table["strength"].tolist() == [-10.0, 10.0] and table["completion"].notna().all()
     assert (tmp_path / "direction.safetensors").is_file()
     assert "s= -10.0" in capsys.readouterr().out
+
+
+@torch.no_grad()
+def test_smollm2_matches_nnsight_steering_idiom(smollm2, direction):
+    """Our per-row hook and nnsight's `tracer.iter` intervention produce the same tokens."""
+    from nnsight import TransformersModel
+
+    model, tok = smollm2
+    enc = _batch(tok, 2)
+    strengths = torch.tensor([-10.0, 10.0])
+    delta = (strengths[:, None] * direction)[:, None, :]
+    n = 5
+    kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
+    with steer(model, LAYER, direction, strengths):
+        ours = model.generate(**enc, **kw)
+    wrapped = TransformersModel(model, tokenizer=tok, task="text-generation")
+    with wrapped.generate(enc["input_ids"], attention_mask=enc["attention_mask"], **kw) as tracer:
+        for _ in tracer.iter[0:n]:
+            wrapped.model.layers[LAYER].output[:] += delta
+        theirs = tracer.result.save()
+    assert torch.equal(ours, theirs)
+    assert hook_count(model) == 0
