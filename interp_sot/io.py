@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -46,12 +49,41 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def truncate_torn_tail(path: str | Path) -> bool:
+    """Cut a final line that lacks its newline (a write killed midway); return whether anything was cut.
+
+    Without this, the next append would glue a complete record onto the fragment and corrupt the log.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return False
+        keep = 0
+        end = size
+        while end > 0:  # scan backwards for the last newline
+            start = max(0, end - 65536)
+            fh.seek(start)
+            nl = fh.read(end - start).rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+                break
+            end = start
+        fh.truncate(keep)
+    logger.warning("%s: dropped a torn final line (%d bytes) left by an interrupted write", path, size - keep)
+    return True
+
+
 def append_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
     """Append whole JSON lines and fsync, so a killed run loses at most the batch being written."""
     if not records:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    truncate_torn_tail(path)  # else the first new record would be glued onto a fragment left by a crash
     payload = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(payload)

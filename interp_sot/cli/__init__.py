@@ -15,6 +15,11 @@ from collections.abc import Sequence
 # name -> module path; each module defines add_parser(subparsers) and run(args).
 SUBCOMMANDS: dict[str, str] = {
     "demo": "interp_sot.cli.demo",
+    "stats": "interp_sot.cli.stats",
+    "screen": "interp_sot.cli.screen",
+    "steer": "interp_sot.cli.steer",
+    "controls": "interp_sot.cli.controls",
+    "analyze": "interp_sot.cli.analyze",
 }
 
 

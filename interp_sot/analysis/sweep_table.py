@@ -1,0 +1,76 @@
+"""From a steering run's output to the analysis schema: steer -> analyze without hand-editing tables.
+
+``interp-sot steer`` / ``controls`` write a ``traces`` table (one row per generated trace: ``problem_id``,
+``strength``, ``correct``, ``n_new_tokens``, ``group``, marker rates ``markers.*`` and judge counts
+``judge.<scheme>.<category>``). The analysis expects ``trace_len``, a 0/1 ``conversational`` for control runs, and
+the four cognitive behaviours under their plain names (the default mediators). Bookkeeping numbers such as
+``n_prompt_tokens`` or ``target`` are not outcomes and must not be regressed on strength by default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # pandas is imported where used, so that the CLI's --help stays fast
+    import pandas as pd
+
+COGNITIVE = ("verification", "backtracking", "subgoal_setting", "backward_chaining")
+"""The cognitive behaviours (Gandhi et al. 2025) that mediate the steering effect in the paper."""
+OUTCOME_PREFIXES = ("markers.", "judge.")
+"""Columns of a sweep traces table that are behaviour outcomes."""
+SWEEP_MARKERS = ("key", "n_new_tokens", "completion")
+"""Columns that identify a table as a sweep traces table."""
+TRACE_FILES = ("traces.parquet", "traces.csv", "sweep.jsonl")
+"""What a run directory is read from, in order of preference."""
+
+
+class SweepTable(NamedTuple):
+    """A table in the analysis schema and the outcome columns it carries."""
+
+    frame: pd.DataFrame
+    outcomes: list[str]
+    """Behaviour outcome columns (empty if the table says nothing about which columns are outcomes)."""
+
+
+def is_sweep_traces(df: pd.DataFrame) -> bool:
+    return all(c in df.columns for c in SWEEP_MARKERS)
+
+
+def resolve_run_path(path: str | Path) -> Path:
+    """A table file, or the table inside a steer/controls run directory."""
+    path = Path(path)
+    if path.is_dir():
+        for name in TRACE_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path}: a run directory needs one of {', '.join(TRACE_FILES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"table not found: {path}")
+    return path
+
+
+def to_analysis_schema(df: pd.DataFrame) -> SweepTable:
+    """Map a sweep traces table onto the analysis columns; any other table passes through unchanged."""
+    import pandas as pd
+
+    if not is_sweep_traces(df):
+        return SweepTable(df, [])
+    out = df.copy()
+    if "trace_len" not in out.columns:
+        out["trace_len"] = out["n_new_tokens"]
+    out["correct"] = out["correct"].astype(int)
+    if "conversational" not in out.columns and "group" in out.columns and out["group"].notna().any():
+        groups = set(out["group"].dropna().unique())
+        unknown = groups - {"conversational", "non_conversational"}
+        if unknown:
+            raise ValueError(f"control groups must be 'conversational' or 'non_conversational'; found {sorted(unknown)}")
+        out["conversational"] = (out["group"] == "conversational").astype(int)
+    for name in COGNITIVE:
+        source = f"judge.cognitive.{name}"
+        if name not in out.columns and source in out.columns:
+            out[name] = out[source]
+    outcomes = [
+        c for c in out.columns if c.startswith(OUTCOME_PREFIXES) and pd.api.types.is_numeric_dtype(out[c])
+    ]
+    return SweepTable(out, outcomes)

@@ -1,0 +1,169 @@
+"""``interp-sot screen``: conversation ratio, screening table, filter, labels and categories for every feature.
+
+Input: a stats folder written by ``interp-sot stats`` (``FeatureStats`` with top-k contexts, and the
+``ContextStore`` holding each top context's tokens and per-document metadata). Output (``--out``):
+``screen.parquet`` / ``screen.csv`` (one row per feature), ``conversation_scores.jsonl`` (every judged context;
+a rerun or an interrupted run resumes from it), ``category_scores.jsonl`` and ``categories.csv`` with
+``--categories``, and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> None:
+    from interp_sot.judging.spec import SPEC_HELP
+
+    p = subparsers.add_parser("screen", help="screen all SAE features (conversation ratio + two-criterion filter)")
+    p.add_argument("--stats", required=True, help="folder written by `interp-sot stats` (FeatureStats + contexts)")
+    p.add_argument("--contexts", default=None, help="ContextStore folder if not inside --stats")
+    p.add_argument("--judge", default="labels", help=SPEC_HELP)
+    p.add_argument("--out", required=True, help="output folder (also holds the resumable judge scores)")
+    g = p.add_argument_group("conversation ratio")
+    g.add_argument("--k", type=int, default=50, help="top contexts per feature (default 50)")
+    g.add_argument("--batch-size", type=int, default=10, help="contexts per judge call (default 10)")
+    g.add_argument("--score-threshold", type=float, default=50.0, help="conversational if score >= this (50)")
+    g.add_argument("--retries", type=int, default=2, help="corrective re-asks on malformed judge output")
+    g.add_argument("--on-invalid", choices=("skip", "raise"), default="skip",
+                   help="batch that never gives valid JSON: leave unjudged (rerun retries) or abort")
+    g.add_argument("--label-field", default="conversational",
+                   help="per-document boolean metadata used by --judge labels (default 'conversational')")
+    g.add_argument("--features", default=None, help="judge only these features, e.g. '0-99,30939'")
+    g.add_argument("--window", type=int, nargs=2, default=(32, 8), metavar=("BEFORE", "AFTER"),
+                   help="tokens shown before/after the marked token (default 32 8)")
+    g.add_argument("--tokenizer", default=None,
+                   help="tokenizer (folder or hub id) to decode contexts; default: the one the stats name")
+    f = p.add_argument_group("filter")
+    f.add_argument("--ratio-threshold", type=float, default=0.5, help="keep ratio > this (default 0.5)")
+    f.add_argument("--position-criterion", choices=("onset", "first_n", "topk_onset"), default="onset",
+                   help="definition of 'activation in the first four tokens' (see screening.screen)")
+    f.add_argument("--position-threshold", type=float, default=0.5, help="keep position share > this (0.5)")
+    j = p.add_argument_group("judge backend")
+    j.add_argument("--concurrency", type=int, default=8, help="requests in flight (openai judge)")
+    j.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    j.add_argument("--timeout", type=float, default=120.0, help="seconds per request (openai judge)")
+    lab = p.add_argument_group("labels and categories")
+    lab.add_argument("--labels", default=None, help="Neuronpedia explanations export (folder or batch file)")
+    lab.add_argument("--prefer-explainer", action="append", default=[],
+                     help="explanation model to prefer when a feature has several (repeatable)")
+    lab.add_argument("--categories", action="store_true",
+                     help="classify each label as personality / expertise / other with the judge")
+    p.set_defaults(run=run)
+
+
+def parse_feature_list(text: str | None) -> list[int] | None:
+    """``'0-3,7'`` -> ``[0, 1, 2, 3, 7]``; None stays None."""
+    if text is None:
+        return None
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ValueError(f"--features: cannot read {part!r}; write e.g. '0-99,30939'") from None
+    return out
+
+
+def judge_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.judge.startswith("openai:"):
+        return {"max_concurrency": args.concurrency, "api_key_env": args.api_key_env, "timeout_s": args.timeout}
+    return {}
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(stats, contexts)`` from the folders named on the command line."""
+    from interp_sot.features.contexts import ContextStore
+    from interp_sot.features.stats import FeatureStats
+
+    stats = FeatureStats.load(Path(args.stats))
+    if args.contexts:
+        contexts = ContextStore.load(Path(args.contexts))
+    elif stats.contexts is not None:
+        contexts = stats.contexts
+    else:
+        raise FileNotFoundError(f"{args.stats} holds no contexts.safetensors; collect with keep_contexts=True "
+                                "or pass --contexts")
+    return stats, contexts
+
+
+def load_tokenizer(name: str | None) -> Any:
+    """The tokenizer named by --tokenizer, or None to let the context store load its own."""
+    if name is None:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from interp_sot.io import atomic_write_json
+    from interp_sot.judging.spec import make_judge
+    from interp_sot.screening.conversation_ratio import RatioConfig
+    from interp_sot.screening.screen import FilterConfig, screen
+
+    out = Path(args.out)
+    ratio_config = RatioConfig(k=args.k, score_threshold=args.score_threshold, batch_size=args.batch_size,
+                               retries=args.retries, on_invalid=args.on_invalid)
+    filter_config = FilterConfig(ratio_threshold=args.ratio_threshold, position_criterion=args.position_criterion,
+                                 position_threshold=args.position_threshold)
+    features = parse_feature_list(args.features)
+    judge = make_judge(args.judge, **judge_options(args))
+    stats, contexts = load_inputs(args)
+    labels = None
+    if args.labels:
+        from interp_sot.screening.labels import feature_labels, read_explanations
+
+        labels = feature_labels(read_explanations(args.labels), args.prefer_explainer, d_sae=len(stats.fire_count))
+    kwargs: dict[str, Any] = {}
+    if judge is None:
+        kwargs["doc_labels"] = contexts.sequence_labels(args.label_field)
+    else:
+        before, after = args.window
+        tokenizer = load_tokenizer(args.tokenizer)
+        kwargs["render"] = lambda seq, pos: contexts.render(seq, pos, before=before, after=after, tokenizer=tokenizer)
+    table = screen(stats, judge=judge, labels=labels, features=features, work_dir=out,
+                   ratio_config=ratio_config, filter_config=filter_config, **kwargs)
+    summary: dict[str, Any] = {
+        "features": len(table),
+        "with_ratio": int(table["conversation_ratio"].notna().sum()),
+        "passing_filter": int(table["passes_filter"].sum()),
+        "judge": args.judge if judge is None else judge.name,
+        "filter": table.attrs.get("filter"),
+    }
+    if args.categories:
+        if judge is None or labels is None:
+            raise ValueError("--categories needs a judge (not 'labels') and --labels")
+        from interp_sot.screening.categories import classify_categories
+
+        cats = classify_categories(labels, judge, out / "category_scores.jsonl")
+        from interp_sot.io import atomic_path
+
+        with atomic_path(out / "categories.csv") as tmp:
+            cats.to_csv(tmp)
+        summary["categories"] = {k: int(v) for k, v in cats["category"].value_counts().items()}
+    atomic_write_json(out / "summary.json", summary)
+    top = table[table["passes_filter"]].sort_values("rank").head(10)
+    cols = ["feature", "conversation_ratio", "ratio_percentile", filter_config.position_column, "frequency", "max_act",
+            "label"]
+    print(json.dumps(summary, indent=2))
+    if len(top):
+        print(top[cols].to_string(index=False))
+    print(f"table: {out / 'screen.parquet'}")
+    return 0

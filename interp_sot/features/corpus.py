@@ -1,0 +1,128 @@
+"""Turning a corpus into token-budgeted batches of documents, in a fixed order that a resumed run can replay.
+
+A corpus is any iterable of documents: strings, dicts (rows of a Hugging Face ``datasets`` dataset, streaming
+or not, or JSONL records) whose ``text_field`` holds the text, or token-id sequences (lists, arrays, tensors).
+Each document's index in the stream is its sequence id, so ids stay stable across resumes and shards.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Document:
+    """One tokenised document."""
+
+    index: int
+    """Position in the corpus stream; used as the sequence id."""
+    token_ids: list[int]
+    """Token ids fed to the model (special tokens included, truncated to ``max_length``)."""
+    first_counted: int
+    """Index of the first token that counts in statistics (1 when a leading BOS is excluded, else 0)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Values of the requested metadata fields (e.g. ``{"conversational": True}``)."""
+
+    @property
+    def n_counted(self) -> int:
+        return len(self.token_ids) - self.first_counted
+
+
+def _as_ids(item: Any) -> list[int] | None:
+    if isinstance(item, torch.Tensor):
+        return [int(t) for t in item.reshape(-1).tolist()]
+    if isinstance(item, np.ndarray):
+        return [int(t) for t in item.reshape(-1).tolist()]
+    if isinstance(item, Sequence) and not isinstance(item, (str, bytes)) and all(
+        isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in item
+    ):
+        return [int(t) for t in item]
+    return None
+
+
+def _parse(item: Any, index: int, text_field: str, metadata_fields: Sequence[str]) -> tuple[str | list[int], dict]:
+    if isinstance(item, str):
+        return item, {}
+    if isinstance(item, Mapping):
+        if text_field not in item:
+            raise ValueError(f"corpus document {index} has no field {text_field!r} (fields: {sorted(item)}); "
+                             "set text_field")
+        meta = {name: item.get(name) for name in metadata_fields}
+        content = item[text_field]
+        ids = None if isinstance(content, str) else _as_ids(content)
+        if not isinstance(content, str) and ids is None:
+            raise ValueError(f"corpus document {index}: field {text_field!r} holds {type(content).__name__}, "
+                             "not text or token ids")
+        return (content if ids is None else ids), meta
+    ids = _as_ids(item)
+    if ids is None:
+        raise TypeError(f"corpus document {index} is a {type(item).__name__}; expected str, dict or token ids")
+    return ids, {}
+
+
+def tokenize_documents(
+    corpus: Iterable[Any],
+    tokenizer: Any,
+    *,
+    max_length: int,
+    text_field: str = "text",
+    metadata_fields: Sequence[str] = (),
+    add_special_tokens: bool = True,
+    exclude_bos: bool = True,
+    start: int = 0,
+    shard: tuple[int, int] = (0, 1),
+) -> Iterator[Document]:
+    """Documents from index ``start`` on that belong to ``shard = (rank, world)`` (index % world == rank).
+
+    Skipped documents (before ``start`` or another rank's) are not tokenised. Documents with no counted
+    token (empty, or only a BOS) are dropped.
+    """
+    rank, world = shard
+    bos = getattr(tokenizer, "bos_token_id", None)
+    for index, item in zip(itertools.count(start), itertools.islice(corpus, start, None), strict=False):
+        if index % world != rank:
+            continue
+        content, meta = _parse(item, index, text_field, metadata_fields)
+        if isinstance(content, str):
+            ids = tokenizer(content, add_special_tokens=add_special_tokens, truncation=True,
+                            max_length=max_length)["input_ids"]
+        else:
+            ids = content[:max_length]
+        first = 1 if exclude_bos and ids and bos is not None and ids[0] == bos else 0
+        if len(ids) > first:
+            yield Document(index, list(ids), first, meta)
+
+
+def batch_documents(docs: Iterable[Document], batch_tokens: int) -> Iterator[list[Document]]:
+    """Greedy batches in stream order whose padded size (rows x longest row) stays within ``batch_tokens``.
+
+    A document longer than the budget gets a batch of its own.
+    """
+    batch: list[Document] = []
+    longest = 0
+    for doc in docs:
+        n = len(doc.token_ids)
+        if batch and (len(batch) + 1) * max(longest, n) > batch_tokens:
+            yield batch
+            batch, longest = [], 0
+        batch.append(doc)
+        longest = max(longest, n)
+    if batch:
+        yield batch
+
+
+def pad_batch(batch: list[Document], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` ``[B, T]``, right-padded so every token keeps positions 0..len-1."""
+    width = max(len(d.token_ids) for d in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, d in enumerate(batch):
+        ids[i, : len(d.token_ids)] = torch.tensor(d.token_ids, dtype=torch.long)
+        mask[i, : len(d.token_ids)] = 1
+    return ids, mask

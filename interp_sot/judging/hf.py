@@ -1,0 +1,61 @@
+"""A judge run locally with transformers: the model's chat template, greedy decoding.
+
+Meant for offline work and small jobs; for a full screen serve the model with vLLM or llama.cpp and use the
+OpenAI-compatible backend, which batches across requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from interp_sot.judging.base import Message
+
+logger = logging.getLogger(__name__)
+
+
+class HFJudge:
+    """Greedy chat completion with a loaded ``(model, tokenizer)``; one request at a time."""
+
+    max_concurrency = 1
+
+    def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int = 512, name: str | None = None) -> None:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("the tokenizer has no chat template; a chat judge needs an instruction-tuned model")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self._name = name or f"hf:{getattr(model.config, '_name_or_path', type(model).__name__)}"
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(cls, path: str, max_new_tokens: int = 512, **load_kwargs: Any) -> HFJudge:
+        """Load a local folder, hub id or ``"smollm2"`` through :func:`interp_sot.models.load_model`."""
+        from interp_sot.models import load_model
+
+        model, tokenizer = load_model(path, **load_kwargs)
+        return cls(model, tokenizer, max_new_tokens=max_new_tokens, name=f"hf:{path}")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def complete(self, messages: list[Message]) -> str:
+        import torch
+
+        inputs = self.tokenizer.apply_chat_template(
+            [dict(m) for m in messages], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        device = next(self.model.parameters()).device
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        with self._lock, torch.no_grad():
+            out = self.model.generate(
+                **inputs, do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=pad,
+                temperature=None, top_p=None, top_k=None,
+            )
+        new_tokens = out[0, inputs["input_ids"].shape[1]:]
+        return self.tokenizer.decode(new_tokens, skip_special_tokens=True)

@@ -1,0 +1,219 @@
+"""The screening table: one row per SAE feature, the paper's two-criterion filter, and a ranking.
+
+The paper kept features whose conversation ratio is > 50% and whose "activation in the first four tokens" is > 50%.
+The second criterion's exact definition is unpublished, so :class:`FilterConfig` names it explicitly:
+
+- ``"onset"`` (default): share of the feature's firings that fall within the first n tokens of a sentence or turn
+  (``onset_count / fire_count`` from the stats; n and the boundary rule are the stats' parameters). This is the
+  reading under which conversational discourse markers (" Oh", " Wait") pass, as feature 30939 does.
+- ``"first_n"``: share of firings within the first n tokens of a *sequence* (``first_n_count / fire_count``).
+- ``"topk_onset"``: share of the feature's top-k contexts whose marked token is within the first n tokens of its
+  sentence or turn (needs ``topk_onset`` distances; n = the stats' ``onset_n``, default 4).
+
+Stats are read duck-typed: ``n_tokens``, ``fire_count``, ``act_sum``, ``max_act`` ``[d_sae]``, optional
+``first_n_count``, ``onset_count`` ``[d_sae]`` and ``topk_values``/``topk_seq``/``topk_pos``/``topk_onset``
+``[d_sae, k]`` (``interp_sot.features.FeatureStats`` has them all).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from interp_sot.io import atomic_path
+from interp_sot.judging.base import Judge
+from interp_sot.screening.conversation_ratio import (
+    ConversationRatio,
+    RatioConfig,
+    Renderer,
+    as_numpy,
+    ratio_from_judge,
+    ratio_from_labels,
+    top_contexts,
+)
+
+logger = logging.getLogger(__name__)
+
+POSITION_COLUMNS = {
+    "onset": "onset_share",
+    "first_n": "first_n_share",
+    "topk_onset": "topk_onset_share",
+}
+"""Filter criterion name -> the table column it reads."""
+
+
+@dataclass
+class FilterConfig:
+    """The two-criterion filter (strict inequalities, as the paper states them)."""
+
+    ratio_threshold: float = 0.5
+    """Keep features with conversation ratio > this (the paper: 50%)."""
+    position_criterion: Literal["onset", "first_n", "topk_onset"] = "onset"
+    """Which "activation in the first four tokens" definition the second criterion uses (see module doc)."""
+    position_threshold: float = 0.5
+    """Keep features whose chosen position share is > this (the paper: 50%)."""
+
+    def __post_init__(self) -> None:
+        if self.position_criterion not in POSITION_COLUMNS:
+            raise ValueError(
+                f"FilterConfig.position_criterion must be one of {sorted(POSITION_COLUMNS)}, got {self.position_criterion!r}"
+            )
+        for name in ("ratio_threshold", "position_threshold"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"FilterConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+
+    @property
+    def position_column(self) -> str:
+        return POSITION_COLUMNS[self.position_criterion]
+
+
+def _vector(stats: Any, name: str, d_sae: int) -> np.ndarray:
+    value = getattr(stats, name, None)
+    if value is None:
+        return np.full(d_sae, np.nan)
+    arr = as_numpy(value).astype(np.float64).reshape(-1)
+    if arr.size != d_sae:
+        raise ValueError(f"stats.{name} has {arr.size} entries, expected d_sae={d_sae}")
+    return arr
+
+
+def _share(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def feature_table(
+    stats: Any,
+    ratio: ConversationRatio | None = None,
+    labels: Mapping[int, str] | pd.Series | None = None,
+) -> pd.DataFrame:
+    """One row per feature (index = feature id) with every screening column; no filtering yet."""
+    for name in ("fire_count", "act_sum", "max_act", "n_tokens"):
+        if getattr(stats, name, None) is None:
+            raise ValueError(f"stats lack {name!r}; pass a FeatureStats from interp_sot.features")
+    fire = as_numpy(stats.fire_count).astype(np.float64).reshape(-1)
+    d_sae = fire.size
+    n_tokens = float(as_numpy(stats.n_tokens).reshape(-1)[0])
+    conv = np.full(d_sae, np.nan)
+    n_ctx = np.zeros(d_sae, dtype=np.int64)
+    if ratio is not None:
+        if ratio.features.size and ratio.features.max() >= d_sae:
+            raise ValueError(f"conversation ratios cover feature {int(ratio.features.max())} but d_sae={d_sae}")
+        conv[ratio.features] = ratio.ratio
+        n_ctx[ratio.features] = ratio.n_contexts
+    features = np.arange(d_sae)
+    table = pd.DataFrame(
+        {
+            "feature": features,
+            "conversation_ratio": conv,
+            "n_contexts": n_ctx,
+            "first_n_share": _share(_vector(stats, "first_n_count", d_sae), fire),
+            "onset_share": _share(_vector(stats, "onset_count", d_sae), fire),
+            "topk_onset_share": _topk_share(stats, d_sae, "topk_onset", int(getattr(stats, "onset_n", 4))),
+            "frequency": fire / n_tokens if n_tokens > 0 else np.full(d_sae, np.nan),
+            "fire_count": fire.astype(np.int64),
+            "max_act": _vector(stats, "max_act", d_sae),
+            "mean_act": _share(_vector(stats, "act_sum", d_sae), fire),
+        },
+        index=pd.Index(features, name="feature_id"),
+    )
+    table.insert(3, "ratio_percentile", table["conversation_ratio"].rank(pct=True, method="average") * 100)
+    table["label"] = pd.Series(labels, dtype=object).reindex(features).to_numpy() if labels is not None else None
+    table.attrs["first_n"] = int(getattr(stats, "first_n", 4))
+    table.attrs["onset_n"] = int(getattr(stats, "onset_n", 4))
+    return table
+
+
+def _topk_share(stats: Any, d_sae: int, name: str, n: int) -> np.ndarray:
+    """Share of each feature's filled top-k slots whose ``stats.<name>`` (onset distance) is in ``[0, n)``."""
+    if getattr(stats, "topk_values", None) is None or getattr(stats, name, None) is None:
+        return np.full(d_sae, np.nan)
+    _, _, valid = top_contexts(stats, np.arange(d_sae), k=as_numpy(stats.topk_values).shape[1])
+    dist = as_numpy(getattr(stats, name))[:, : valid.shape[1]]
+    hits = (valid & (dist >= 0) & (dist < n)).sum(axis=1).astype(np.float64)
+    return _share(hits, valid.sum(axis=1).astype(np.float64))
+
+
+def apply_filter(table: pd.DataFrame, config: FilterConfig | None = None) -> pd.DataFrame:
+    """Add ``passes_filter`` and ``rank`` (1 = best passing feature; NA for the rest) to a copy of ``table``.
+
+    Ranking among passing features: conversation ratio, then the position share, then max activation (all
+    descending), then feature id.
+    """
+    config = config or FilterConfig()
+    col = config.position_column
+    out = table.copy()
+    passes = (out["conversation_ratio"] > config.ratio_threshold) & (out[col] > config.position_threshold)
+    out["passes_filter"] = passes.fillna(False).astype(bool)
+    order = out[out["passes_filter"]].sort_values(
+        ["conversation_ratio", col, "max_act", "feature"], ascending=[False, False, False, True]
+    )
+    rank = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    rank.loc[order.index] = np.arange(1, len(order) + 1)
+    out["rank"] = rank
+    out.attrs.update(table.attrs, filter=f"ratio>{config.ratio_threshold} & {col}>{config.position_threshold}")
+    return out
+
+
+def screen(
+    stats: Any,
+    *,
+    judge: Judge | None = None,
+    render: Renderer | None = None,
+    doc_labels: Sequence[bool] | np.ndarray | None = None,
+    labels: Mapping[int, str] | pd.Series | None = None,
+    features: Sequence[int] | None = None,
+    work_dir: str | Path | None = None,
+    ratio_config: RatioConfig | None = None,
+    filter_config: FilterConfig | None = None,
+) -> pd.DataFrame:
+    """Screen all features: conversation ratio (judge, or document labels if ``judge`` is None), table, filter.
+
+    With ``work_dir`` every judged context is persisted there (``conversation_scores.jsonl``), so an interrupted
+    screen resumes, and the table is saved as ``screen.parquet`` and ``screen.csv``.
+    ``features`` restricts judging to a subset (other rows get NaN ratios).
+    """
+    ratio_config = ratio_config or RatioConfig()
+    if judge is not None:
+        if render is None:
+            raise ValueError("judging contexts needs a renderer: pass render=ContextStore-based render(seq, pos)")
+        store = Path(work_dir) / "conversation_scores.jsonl" if work_dir is not None else None
+        ratio = ratio_from_judge(stats, render, judge, store, features=features, config=ratio_config)
+        if ratio.failed:
+            logger.warning("%d contexts stayed unjudged (invalid judge replies); rerun to retry them", ratio.failed)
+    elif doc_labels is not None:
+        ratio = ratio_from_labels(stats, doc_labels, features=features, k=ratio_config.k)
+    else:
+        raise ValueError("screen needs a judge (with render) or per-document labels (doc_labels) for the ratio")
+    table = apply_filter(feature_table(stats, ratio, labels), filter_config)
+    if work_dir is not None:
+        save_table(table, work_dir)
+    return table
+
+
+def save_table(table: pd.DataFrame, out_dir: str | Path, name: str = "screen") -> tuple[Path, Path]:
+    """Write ``<name>.parquet`` and ``<name>.csv`` atomically (readers never see half a file)."""
+    out_dir = Path(out_dir)
+    parquet, csv = out_dir / f"{name}.parquet", out_dir / f"{name}.csv"
+    with atomic_path(parquet) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
+    return parquet, csv
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Read a saved screening table (parquet or CSV), indexed by feature id."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no screening table at {path}")
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if "feature" not in table.columns:
+        raise ValueError(f"{path} is not a screening table (no 'feature' column)")
+    return table.set_index(pd.Index(table["feature"].to_numpy(), name="feature_id"))

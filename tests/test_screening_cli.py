@@ -1,0 +1,104 @@
+"""``interp-sot screen`` (interp_sot.cli.screen) on brute-force stats; inputs loaded through a stand-in."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from screening_fakes import brute_force_stats, random_corpus, renderer
+
+from interp_sot.cli import screen as cli
+from interp_sot.judging.loopback_server import LoopbackServer
+from interp_sot.screening.conversation_ratio import ratio_from_labels
+from interp_sot.screening.screen import apply_filter, feature_table, load_table
+
+
+class FakeContexts:
+    def __init__(self, conv: np.ndarray) -> None:
+        self.conv = conv
+        self._render = renderer(conv)
+
+    def render(self, seq: int, pos: int, before: int, after: int, tokenizer=None) -> str:
+        return self._render(seq, pos)
+
+    def sequence_labels(self, field: str) -> np.ndarray:
+        if field != "conversational":
+            raise KeyError(field)
+        return self.conv
+
+
+@pytest.fixture
+def inputs(monkeypatch):
+    acts, onset, conv = random_corpus(seed=11, n_seq=16, seq_len=8, d=24)
+    stats = brute_force_stats(acts, onset, k=5)
+    monkeypatch.setattr(cli, "load_inputs", lambda args: (stats, FakeContexts(conv)))
+    return stats, conv
+
+
+def run(argv: list[str], capsys) -> tuple[int, str]:
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["screen", *argv])
+    code = args.run(args)
+    return code, capsys.readouterr().out
+
+
+def test_labels_mode_writes_the_table(inputs, tmp_path, capsys) -> None:
+    stats, conv = inputs
+    code, out = run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--k", "5"], capsys)
+    assert code == 0
+    table = load_table(tmp_path / "o" / "screen.parquet")
+    expected = apply_filter(feature_table(stats, ratio_from_labels(stats, conv, k=5)))
+    np.testing.assert_array_equal(table["conversation_ratio"], expected["conversation_ratio"])
+    assert table["passes_filter"].tolist() == expected["passes_filter"].tolist()
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["passing_filter"] == int(expected["passes_filter"].sum()) and summary["judge"] == "labels"
+    assert '"passing_filter"' in out
+
+
+def test_heuristic_judge_with_labels_and_categories(inputs, tmp_path, capsys) -> None:
+    stats, conv = inputs
+    export = tmp_path / "export" / "explanations"
+    export.mkdir(parents=True)
+    with gzip.open(export / "batch-0.jsonl.gz", "wt") as fh:
+        for i, d in [(0, "surprise and realization"), (1, "python code"), (5, "the letter q")]:
+            fh.write(json.dumps({"index": i, "description": d, "explanationModelName": "m"}) + "\n")
+    argv = ["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--judge", "heuristic", "--k", "5",
+            "--labels", str(tmp_path / "export"), "--categories", "--features", "0-9,20"]
+    code, _ = run(argv, capsys)
+    assert code == 0
+    table = load_table(tmp_path / "o" / "screen.csv")
+    by_labels = ratio_from_labels(stats, conv, features=[*range(10), 20], k=5)
+    np.testing.assert_array_equal(table.loc[by_labels.features, "conversation_ratio"], by_labels.ratio)
+    assert table.loc[11:19, "conversation_ratio"].isna().all()
+    assert table.loc[0, "label"] == "surprise and realization" and pd.isna(table.loc[2, "label"])
+    cats = pd.read_csv(tmp_path / "o" / "categories.csv", index_col=0)
+    assert cats["category"].to_dict() == {0: "personality", 1: "expertise", 5: "other"}
+    scores = tmp_path / "o" / "conversation_scores.jsonl"
+    n_lines = len(scores.read_text().splitlines())
+    run(argv, capsys)  # a rerun judges nothing new
+    assert len(scores.read_text().splitlines()) == n_lines
+
+
+def test_openai_judge_over_loopback(inputs, tmp_path, capsys) -> None:
+    stats, conv = inputs
+    with LoopbackServer() as server:
+        code, _ = run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--k", "5", "--batch-size", "4",
+                       "--judge", f"openai:judge-model@{server.base_url}", "--concurrency", "2"], capsys)
+        assert code == 0 and server.stats()["completions"] > 0
+    table = load_table(tmp_path / "o" / "screen.parquet")
+    np.testing.assert_array_equal(table["conversation_ratio"], ratio_from_labels(stats, conv, k=5).ratio)
+
+
+def test_bad_arguments(inputs, tmp_path, capsys) -> None:
+    with pytest.raises(ValueError, match="cannot read 'x'"):
+        run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--features", "1,x"], capsys)
+    with pytest.raises(ValueError, match="--categories needs a judge"):
+        run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--categories"], capsys)
+    with pytest.raises(ValueError, match="unknown judge spec"):
+        run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--judge", "gpt"], capsys)
+    assert cli.parse_feature_list("3, 0-2") == [3, 0, 1, 2] and cli.parse_feature_list(None) is None

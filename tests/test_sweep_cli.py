@@ -1,0 +1,221 @@
+"""``interp-sot steer`` and ``interp-sot controls`` end to end on a tiny saved model (no hub)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+
+from interp_sot.cli import controls as controls_cli
+from interp_sot.cli import steer as steer_cli
+from interp_sot.io import read_jsonl
+from interp_sot.steering import save_direction
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="interp-sot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    steer_cli.add_parser(sub)
+    controls_cli.add_parser(sub)
+    return parser
+
+
+@pytest.fixture
+def model_dir(tiny_llama: Any, tmp_path: Path) -> Path:
+    from test_sweep_e2e import char_tokenizer
+
+    path = tmp_path / "tiny"
+    tiny_llama.save_pretrained(path)
+    char_tokenizer().save_pretrained(path)
+    return path
+
+
+COMMON = [
+    "--layer",
+    "1",
+    "--n-problems",
+    "2",
+    "--max-new-tokens",
+    "4",
+    "--greedy",
+    "--n-boot",
+    "50",
+    "--batch-size",
+    "4",
+]
+
+
+def test_steer_cli_runs_and_resumes(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    g = torch.Generator().manual_seed(0)
+    save_direction(tmp_path / "conv.safetensors", torch.randn(32, generator=g))
+    out = tmp_path / "run"
+    argv = [
+        "steer",
+        "--model",
+        str(model_dir),
+        "--direction",
+        str(tmp_path / "conv.safetensors"),
+        "--strengths=-4,0,4",
+        "--out",
+        str(out),
+        *COMMON,
+    ]
+    args = _parser().parse_args(argv)
+    assert args.run(args) == 0
+    rows = read_jsonl(out / "sweep.jsonl")
+    assert (
+        len(rows) == 6
+        and {r["feature"] for r in rows} == {"conv"}
+        and {r["strength"] for r in rows} == {-4.0, 0.0, 4.0}
+    )
+    assert rows[0]["settings"]["generation"]["do_sample"] is False and rows[0]["settings"]["layer"] == 1
+    assert len(read_jsonl(out / "problems.jsonl")) == 2
+    assert "Accuracy per strength" in (out / "report" / "summary.md").read_text()
+    assert (out / "report" / "accuracy.png").is_file() and "report:" in capsys.readouterr().out
+    args = _parser().parse_args(argv)  # rerun: nothing new is generated
+    assert args.run(args) == 0 and len(read_jsonl(out / "sweep.jsonl")) == 6
+
+
+def test_controls_cli_with_decoder_and_list(model_dir: Path, tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(1)
+    save_direction(tmp_path / "wdec.safetensors", torch.randn(10, 32, generator=g))
+    pd.DataFrame(
+        {
+            "feature": [1, 2, 3, 4],
+            "strength": [3.0, 3.0, 5.0, 5.0],
+            "group": ["conversational", "conversational", "non_conversational", "non_conversational"],
+        }
+    ).to_csv(tmp_path / "controls.csv", index=False)
+    out = tmp_path / "ctrl"
+    args = _parser().parse_args(
+        [
+            "controls",
+            "--model",
+            str(model_dir),
+            "--decoder",
+            str(tmp_path / "wdec.safetensors"),
+            "--controls",
+            str(tmp_path / "controls.csv"),
+            "--problems-per-feature",
+            "2",
+            "--out",
+            str(out),
+            *COMMON,
+        ]
+    )
+    assert args.run(args) == 0
+    rows = read_jsonl(out / "controls.jsonl")
+    assert len(rows) == 8 and {r["group"] for r in rows} == {"conversational", "non_conversational"}
+    assert rows[0]["settings"]["layer"] == 1
+    assert json.loads((out / "controls.json").read_text())[0] == {
+        "feature": 1,
+        "strength": 3.0,
+        "group": "conversational",
+    }
+    assert "## Controls" in (out / "report" / "summary.md").read_text()
+
+
+def test_cli_errors(tmp_path: Path) -> None:
+    args = _parser().parse_args(["steer", "--out", str(tmp_path), "--layer", "1", "--strengths", "1"])
+    with pytest.raises(SystemExit, match="--features or one --direction"):
+        args.run(args)
+    args = _parser().parse_args(["steer", "--out", str(tmp_path), "--layer", "1", "--features", "3"])
+    with pytest.raises(SystemExit, match="name the SAE once"):
+        args.run(args)
+    args = _parser().parse_args(["controls", "--out", str(tmp_path), "--layer", "1"])
+    with pytest.raises(SystemExit, match="--controls FILE or --screen-table"):
+        args.run(args)
+    with pytest.raises(SystemExit, match="--strengths"):
+        steer_cli.parse_floats("1,x", "--strengths")
+
+
+def test_steer_cli_codes_behaviours_with_judge(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_behaviours_coding import ScriptedJudge, _valid
+
+    import interp_sot.judging.spec as spec
+
+    judge = ScriptedJudge({"cognitive": [_valid("cognitive")]})
+    monkeypatch.setattr(spec, "make_judge", lambda s: judge)
+    save_direction(tmp_path / "d.safetensors", torch.ones(32))
+    out = tmp_path / "run"
+    argv = [
+        "steer",
+        "--model",
+        str(model_dir),
+        "--direction",
+        str(tmp_path / "d.safetensors"),
+        "--strengths=0,2",
+        "--out",
+        str(out),
+        "--judge",
+        "openai:m@http://127.0.0.1:9",
+        "--schemes",
+        "cognitive",
+        *COMMON,
+    ]
+    args = _parser().parse_args(argv)
+    assert args.run(args) == 0
+    assert len(judge.calls) == 4 and len(read_jsonl(out / "behaviours.jsonl")) == 4
+    beh = pd.read_csv(out / "report" / "behaviours.csv")
+    assert set(beh.loc[beh["method"] == "llm_judge", "behaviour"]) == {
+        "judge.cognitive.verification",
+        "judge.cognitive.backtracking",
+        "judge.cognitive.subgoal_setting",
+        "judge.cognitive.backward_chaining",
+    }
+    args = _parser().parse_args(argv)  # rerun: traces and codings are all reused
+    assert args.run(args) == 0 and len(judge.calls) == 4
+    bad = _parser().parse_args([*argv[: -len(COMMON)], "--judge", "heuristic", *COMMON])
+    with pytest.raises(SystemExit, match="cannot code behaviours"):
+        bad.run(bad)
+
+
+def test_steer_cli_with_saved_sae_folder(model_dir: Path, tmp_path: Path) -> None:
+    from features_helpers import make_sae
+
+    from interp_sot.experiments.records import direction_fingerprint
+    from interp_sot.steering import feature_direction
+
+    sae = make_sae("jumprelu", d_in=32, d_sae=48)
+    sae.save_model(str(tmp_path / "sae"))
+    out = tmp_path / "run"
+    args = _parser().parse_args(
+        [
+            "steer",
+            "--model",
+            str(model_dir),
+            "--sae-path",
+            str(tmp_path / "sae"),
+            "--features",
+            "5,9",
+            "--norm",
+            "sae",
+            "--strengths=0,3",
+            "--out",
+            str(out),
+            "--no-report",
+            *COMMON,
+        ]
+    )
+    assert args.run(args) == 0
+    rows = read_jsonl(out / "sweep.jsonl")
+    assert len(rows) == 8 and not (out / "report").exists()
+    for f in (5, 9):
+        sha = direction_fingerprint(feature_direction(sae, f, norm="sae"))
+        assert {r["direction_sha"] for r in rows if r["feature"] == f} == {sha}
