@@ -79,6 +79,28 @@ def _build(family: str) -> torch.nn.Module:
     return model
 
 
+CHARS = "0123456789+-*/()<>=?.,:! \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'[]\"#$%&;@^_{}"
+
+
+def char_tokenizer() -> Any:
+    """A 96-token character tokenizer (pad 0, bos 1, eos 2, unk 3) matching conftest's tiny models."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    for c in CHARS:
+        vocab.setdefault(c, len(vocab))
+    assert len(vocab) == 96
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+    fast.padding_side = "left"
+    return fast
+
+
 FAMILIES = ["llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "gpt2", "gpt_neox"]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import char_tokenizer
 
 import interp_sot.experiments.sweep as sweep_mod
 from interp_sot.experiments import (
@@ -31,28 +32,6 @@ from interp_sot.steering import steer
 from interp_sot.tasks.countdown import CountdownProblem, build_prompt, generate_problems
 
 TESTS = Path(__file__).parent
-CHARS = "0123456789+-*/()<>=?.,:! \nabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'[]\"#$%&;@^_{}"
-
-
-def char_tokenizer() -> Any:
-    """A 96-token character tokenizer (pad 0, bos 1, eos 2, unk 3) matching conftest's tiny models."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
-    for c in CHARS:
-        vocab.setdefault(c, len(vocab))
-    assert len(vocab) == 96
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
-    )
-    fast.padding_side = "left"
-    return fast
-
-
 @pytest.fixture(autouse=True)
 def one_thread() -> Iterator[None]:
     """Tiny models gain nothing from threads, and on a busy 2-core machine 2 threads thrash (15x slower)."""
