@@ -192,7 +192,7 @@ def test_bench_sae_stage_vs_truncated_forward() -> None:
         return
     import transformers as tf
 
-    from interp_sot.features.collect import forward_to_layer
+    from interp_sot.activations import forward_to_layer
     from interp_sot.features.encode import FusedEncoder, encode_stats
     from interp_sot.features.stats import FeatureStats
 

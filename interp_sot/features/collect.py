@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from interp_sot.activations import forward_to_layer
 from interp_sot.features.contexts import ContextStore
 from interp_sot.features.corpus import Document, batch_documents, pad_batch, tokenize_documents
 from interp_sot.features.encode import DEFAULT_CHUNK, FusedEncoder, encode_stats
@@ -91,34 +92,6 @@ class CollectConfig:
         for volatile in ("progress", "checkpoint_every", "max_tokens"):
             d.pop(volatile)
         return d
-
-
-class _StopForward(Exception):
-    """Raised by the layer hook to end the forward pass after layer L."""
-
-
-def forward_to_layer(model: Any, layer_module: torch.nn.Module, input_ids: torch.Tensor,
-                     attention_mask: torch.Tensor) -> torch.Tensor:
-    """Residual stream after ``layer_module``: ``[B, T, d_model]``; later layers and the LM head never run."""
-    from interp_sot.steering.layers import unwrap
-
-    captured: list[torch.Tensor] = []
-
-    def hook(_module: Any, _args: Any, output: Any) -> None:
-        captured.append(output[0] if isinstance(output, tuple) else output)
-        raise _StopForward
-
-    handle = layer_module.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            unwrap(model)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
-    if not captured:
-        raise RuntimeError("the forward pass never reached the hooked layer; is it part of this model?")
-    return captured[0]
 
 
 def _token_info(batch: list[Document], tracker: OnsetTracker) -> tuple[TokenInfo, torch.Tensor]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from interp_sot.activations import forward_to_layer
 from interp_sot.steering.layers import resolve_layer, unwrap
 
 
@@ -27,24 +28,14 @@ def token_residuals(
     target = resolve_layer(module, layer)
     device = next(module.parameters()).device
     bos = getattr(tokenizer, "bos_token_id", None)
-    captured: list[torch.Tensor] = []
-
-    def keep(mod: torch.nn.Module, args: Any, output: Any) -> None:
-        captured.append(output[0] if isinstance(output, tuple) else output)
-
-    handle = target.register_forward_hook(keep)
-    try:
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True)
-            enc = {k: v.to(device) for k, v in enc.items()}
-            captured.clear()
-            module(**enc)
-            mask = enc["attention_mask"].bool()
-            if bos is not None:
-                mask &= enc["input_ids"] != bos
-            yield captured[0].float()[mask]
-    finally:
-        handle.remove()
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True)
+        ids, attn = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        hidden = forward_to_layer(module, target, ids, attn)  # layers after ``layer`` and the LM head never run
+        mask = attn.bool()
+        if bos is not None:
+            mask &= ids != bos
+        yield hidden.float()[mask]
 
 
 def mean_residual(model: Any, tokenizer: Any, texts: Sequence[str], layer: int) -> torch.Tensor:
