@@ -98,7 +98,7 @@ def _report(name: str, r: dict[str, float]) -> None:
 
 
 def test_bench_sweep_tiny_llama(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import _build  # the tests' tiny random models (no download)
+    from builders import _build  # the tests' tiny random models (no download)
     from test_sweep_e2e import char_tokenizer
 
     before = torch.get_num_threads()

@@ -136,7 +136,7 @@ def assert_stats_equal(a: FeatureStats, b: FeatureStats, exact_sums: bool = True
 
 def collect_setup(layer: int = 1) -> tuple[Any, Any, Any]:
     """Tiny Llama (conftest builder), char tokenizer, and a JumpReLU SAE scaled to the model's residual stream."""
-    from conftest import _build
+    from builders import _build
 
     model, tok = _build("llama"), char_tokenizer()
     sae = make_sae("jumprelu", d_in=32, d_sae=40, seed=7)

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @pytest.fixture
 def model_dir(tiny_llama: Any, tmp_path: Path) -> Path:
-    from conftest import char_tokenizer
+    from builders import char_tokenizer
 
     path = tmp_path / "tiny"
     tiny_llama.save_pretrained(path)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import char_tokenizer
+from builders import char_tokenizer
 
 import interp_sot.experiments.sweep as sweep_mod
 from interp_sot.experiments import (
@@ -237,7 +237,7 @@ _CHILD = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 torch.set_num_threads(1)
-from conftest import _build
+from builders import _build
 from test_sweep_e2e import char_tokenizer, _directions, _sampled_config
 from interp_sot.experiments import run_sweep
 from interp_sot.tasks.countdown import generate_problems
