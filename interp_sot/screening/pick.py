@@ -1,0 +1,80 @@
+"""Choosing the one feature to steer from a screening table.
+
+The paper steered the feature with the top conversation ratio among those passing the two-criterion filter
+(feature 30939). On a small screening corpus many features reach a ratio of 1.0 from a handful of firings,
+so the pick also asks for a minimum number of judged contexts: a ratio over 3 contexts is not evidence.
+With document labels the ratio saturates: a feature for a source's style (the stage-direction bracket of
+Shakespeare's plays) scores 1.0 as surely as a feature for conversation itself. When the table has
+``n_sources`` (distinct corpus sources among a feature's top contexts, :func:`source_counts`), the pick
+prefers features that fire in more sources, i.e. conversation rather than one text's typography.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+
+class Pick(NamedTuple):
+    """The chosen feature and the screening numbers that chose it."""
+
+    feature: int
+    conversation_ratio: float
+    position_share: float
+    n_contexts: int
+    frequency: float
+    max_act: float
+    rank: int
+    """Its rank among features passing the filter that have enough contexts (1 = best)."""
+    n_candidates: int
+    """How many features passed the filter with enough contexts."""
+    n_sources: int | None = None
+    """Distinct corpus sources among its top contexts (None when the table has no ``n_sources``)."""
+
+
+def source_counts(stats: Any, field: str = "source", k: int = 50) -> np.ndarray:
+    """``[d_sae]``: distinct values of document metadata ``field`` among each feature's valid top-k contexts."""
+    from interp_sot.screening.conversation_ratio import top_contexts
+
+    contexts = stats.contexts
+    d_sae = int(np.asarray(stats.fire_count).reshape(-1).shape[0])
+    seq, _pos, valid = top_contexts(stats, np.arange(d_sae), k)
+    names: dict[int, Any] = {}
+    for s in np.unique(seq[valid]):
+        names[int(s)] = contexts.metadata(int(s)).get(field)
+    if all(v is None for v in names.values()):
+        raise KeyError(f"no top context has metadata field {field!r}; collect with metadata_fields=({field!r},)")
+    codes = {v: i for i, v in enumerate(sorted({str(v) for v in names.values() if v is not None}))}
+    coded = np.full(seq.shape, -1, dtype=np.int64)
+    for s, v in names.items():
+        if v is not None:
+            coded[valid & (seq == s)] = codes[str(v)]
+    return np.asarray([np.unique(row[row >= 0]).size for row in coded], dtype=np.int64)
+
+
+def pick_feature(table: pd.DataFrame, min_contexts: int = 20, position_column: str = "onset_share") -> Pick:
+    """Best feature passing the filter with at least ``min_contexts`` judged contexts.
+
+    Order: conversation ratio, then ``n_sources`` if the table has it, then the position share, then the number
+    of contexts, then max activation (descending), then feature id, so ties between ratio-1.0 features go to the
+    more general and better-evidenced one.
+    """
+    for col in ("feature", "conversation_ratio", "passes_filter", "n_contexts", "frequency", "max_act",
+                position_column):
+        if col not in table.columns:
+            raise ValueError(f"the screening table has no {col!r} column; build it with screening.screen")
+    pool = table[table["passes_filter"].astype(bool) & (table["n_contexts"] >= min_contexts)]
+    if pool.empty:
+        n_pass = int(table["passes_filter"].astype(bool).sum())
+        raise ValueError(f"no feature passes the filter with >= {min_contexts} contexts ({n_pass} pass with fewer); "
+                         "lower min_contexts or screen a larger corpus")
+    keys = ["conversation_ratio", *(["n_sources"] if "n_sources" in pool.columns else []), position_column,
+            "n_contexts", "max_act", "feature"]
+    order = pool.sort_values(keys, ascending=[True if k == "feature" else False for k in keys])
+    best = order.iloc[0]
+    return Pick(feature=int(best["feature"]), conversation_ratio=float(best["conversation_ratio"]),
+                position_share=float(best[position_column]), n_contexts=int(best["n_contexts"]),
+                frequency=float(best["frequency"]), max_act=float(best["max_act"]), rank=1,
+                n_candidates=len(order), n_sources=int(best["n_sources"]) if "n_sources" in order.columns else None)
