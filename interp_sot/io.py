@@ -8,6 +8,7 @@ Append-only logs (resumable sweeps, judge caches) instead write whole lines and 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
 import os
@@ -112,3 +113,21 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 break
             raise ValueError(f"{path}: line {i + 1} is not valid JSON ({err.msg}); the file is corrupt") from err
     return out
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSONL *input* file (``.jsonl`` or gzipped ``.jsonl.gz``), streamed in order.
+
+    Unlike :func:`read_jsonl` (our own append-only logs) every line must parse: a bad line in a corpus is
+    damage, not an interrupted write.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: line {i + 1} is not valid JSON ({err.msg})") from err

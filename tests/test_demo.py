@@ -137,3 +137,13 @@ def test_top_markers_rank_by_distance_from_unsteered():
                         "judge.x": [0, 9, 99]}.items():
         rows += [{"behaviour": name, "strength": s, "mean": m} for s, m in zip((-10.0, 0.0, 10.0), means, strict=True)]
     assert top_markers(pd.DataFrame(rows), n=2) == ["markers.c", "markers.b"]
+
+
+def test_cli_parser_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from interp_sot.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

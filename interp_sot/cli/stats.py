@@ -13,8 +13,6 @@ written by ``datasets.save_to_disk``, or a ``datasets`` hub name (streamed).
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,18 +71,6 @@ def _txt_documents(path: Path, split: str) -> Iterator[str]:
             yield "\n".join(block)
 
 
-def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {i + 1} is not valid JSON ({err.msg})") from err
-
-
 def open_corpus(spec: str, split: str = "train", txt_split: str = "line") -> Any:
     """An iterable of documents for ``--corpus`` (see the module docstring)."""
     path = Path(spec).expanduser()
@@ -93,7 +79,9 @@ def open_corpus(spec: str, split: str = "train", txt_split: str = "line") -> Any
         if name.endswith(".txt"):
             return _txt_documents(path, txt_split)
         if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-            return _jsonl_records(path)
+            from interp_sot.io import iter_jsonl
+
+            return iter_jsonl(path)
         import datasets
 
         for suffix, builder in ((".parquet", "parquet"), (".csv", "csv"), (".json", "json")):

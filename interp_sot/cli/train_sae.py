@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     summary_path = corpus / "summary.json"
     report = {"name": name, "model": args.model, "layer": args.layer, "harvest_dtype": args.harvest_dtype,
               "sae_lens_version": sae_lens.__version__, "train_tokens": int(train_acts.shape[0]),
-              "steps": tcfg.total_steps(train_acts.shape[0]), "config": vars(tcfg) | {},
+              "steps": tcfg.total_steps(train_acts.shape[0]), "config": asdict(tcfg),
               "held_out": final._asdict(), "held_out_with_massive": with_massive._asdict(),
               "massive_activations": {"max_norm_factor": args.max_norm_factor, "dropped_train": dropped_train,
                                       "dropped_eval": dropped_eval}, "history": history, "minutes": (time.time() - started) / 60,

@@ -17,7 +17,7 @@ from typing import Any
 from interp_sot.corpora.fetch import fetch_source
 from interp_sot.corpora.sources import EXTRACTORS, Unit
 from interp_sot.corpora.split import interleave_sources, passages, split_of, take_tokens
-from interp_sot.io import atomic_path, atomic_write_json
+from interp_sot.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,6 @@ def _count(tokenizer: Any, texts: list[str], batch: int = 256) -> list[int]:
     return counts
 
 
-def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
 def screening_passages(units: list[Unit], tokenizer: Any, cfg: CorpusConfig) -> list[Unit]:
     """Balanced, source-interleaved passages of the screening units, within the token budget for each label."""
     chosen: list[Unit] = []
@@ -102,7 +96,7 @@ def build_corpus(downloads: Path, out: Path, tokenizer: Any, cfg: CorpusConfig |
     units: dict[str, dict[str, int]] = {}
     tokens: dict[str, dict[str, int]] = {}
     for name, items in splits.items():
-        _write_jsonl(out / f"{name}.jsonl", [u.record() for u in items])
+        atomic_write_text(out / f"{name}.jsonl", "".join(json.dumps(u.record(), ensure_ascii=False) + "\n" for u in items))
         counts = _count(tokenizer, [u.text for u in items])
         units[name] = dict(Counter(u.source for u in items))
         per_source: Counter[str] = Counter()

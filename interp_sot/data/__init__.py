@@ -6,8 +6,6 @@ commands that rebuild them are in ``CORPUS.md`` next to this file and in each SA
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,12 +30,8 @@ def screening_corpus_path() -> Path:
 
 
 def read_screening_corpus(path: Path | None = None) -> Iterator[dict[str, Any]]:
-    """Records of the screening corpus, in file order (the order fixes sequence ids in the statistics)."""
-    path = path or screening_corpus_path()
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: line {i + 1} is not valid JSON ({err.msg})") from err
+    """Records of the screening corpus (or of ``path``, .jsonl or .jsonl.gz), in file order: the order fixes
+    sequence ids in the statistics."""
+    from interp_sot.io import iter_jsonl
+
+    return iter_jsonl(path or screening_corpus_path())

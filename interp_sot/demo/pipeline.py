@@ -53,12 +53,7 @@ def _corpus(cfg: DemoConfig) -> list[dict[str, Any]]:
     path = Path(cfg.corpus) if cfg.corpus else None
     if path is not None and not path.is_file():
         raise FileNotFoundError(f"screening corpus {path} not found")
-    if path is not None and not path.name.endswith(".gz"):
-        from interp_sot.io import read_jsonl
-
-        records = list(read_jsonl(path))
-    else:
-        records = list(read_screening_corpus(path))
+    records = list(read_screening_corpus(path))
     if not records:
         raise ValueError(f"the screening corpus {path or 'shipped'} is empty")
     if cfg.judge == "labels" and not all(isinstance(r.get("conversational"), bool) for r in records):

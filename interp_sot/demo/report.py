@@ -10,7 +10,7 @@ import pandas as pd
 
 from interp_sot.demo.config import DemoConfig
 from interp_sot.io import atomic_write_text
-from interp_sot.screening.pick import Pick
+from interp_sot.screening.pick import Pick, ranked_candidates
 
 
 def _table(frame: pd.DataFrame, floats: str = "{:.3g}") -> str:
@@ -73,11 +73,10 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
         figure = None
     fired = int((table["fire_count"] > 0).sum())
     enough = table[table["n_contexts"] >= cfg.min_contexts]
-    passing = enough[enough["passes_filter"].astype(bool)]
-    keys = ["conversation_ratio", *(["n_sources"] if "n_sources" in passing.columns else []), "onset_share",
-            "n_contexts", "max_act"]
-    passing = passing.sort_values(keys, ascending=False)
-    top = passing[["feature", *keys[:-1], "frequency", "max_act"]].head(10)
+    passing = ranked_candidates(table, cfg.min_contexts)
+    shown = ["conversation_ratio", *(["n_sources"] if "n_sources" in passing.columns else []), "onset_share",
+             "n_contexts", "frequency", "max_act"]
+    top = passing[["feature", *shown]].head(10)
     markers = top_markers(behaviours)
     mk = behaviours[behaviours["behaviour"].isin(markers)].pivot_table(index="strength", columns="behaviour",
                                                                        values="mean").reset_index()

@@ -41,21 +41,20 @@ def source_counts(stats: Any, field: str = "source", k: int = 50) -> np.ndarray:
     contexts = stats.contexts
     d_sae = int(np.asarray(stats.fire_count).reshape(-1).shape[0])
     seq, _pos, valid = top_contexts(stats, np.arange(d_sae), k)
-    names: dict[int, Any] = {}
-    for s in np.unique(seq[valid]):
-        names[int(s)] = contexts.metadata(int(s)).get(field)
+    names = {int(s): contexts.metadata(int(s)).get(field) for s in np.unique(seq[valid])}
     if all(v is None for v in names.values()):
         raise KeyError(f"no top context has metadata field {field!r}; collect with metadata_fields=({field!r},)")
     codes = {v: i for i, v in enumerate(sorted({str(v) for v in names.values() if v is not None}))}
-    coded = np.full(seq.shape, -1, dtype=np.int64)
+    code_of_seq = np.full(int(seq.max()) + 1, -1, dtype=np.int64)  # sequence id -> source code (-1: unknown)
     for s, v in names.items():
         if v is not None:
-            coded[valid & (seq == s)] = codes[str(v)]
+            code_of_seq[s] = codes[str(v)]
+    coded = np.where(valid, code_of_seq[np.clip(seq, 0, None)], -1)
     return np.asarray([np.unique(row[row >= 0]).size for row in coded], dtype=np.int64)
 
 
-def pick_feature(table: pd.DataFrame, min_contexts: int = 20, position_column: str = "onset_share") -> Pick:
-    """Best feature passing the filter with at least ``min_contexts`` judged contexts.
+def ranked_candidates(table: pd.DataFrame, min_contexts: int = 20, position_column: str = "onset_share") -> pd.DataFrame:
+    """Features passing the filter with at least ``min_contexts`` judged contexts, best first.
 
     Order: conversation ratio, then ``n_sources`` if the table has it, then the position share, then the number
     of contexts, then max activation (descending), then feature id, so ties between ratio-1.0 features go to the
@@ -66,13 +65,18 @@ def pick_feature(table: pd.DataFrame, min_contexts: int = 20, position_column: s
         if col not in table.columns:
             raise ValueError(f"the screening table has no {col!r} column; build it with screening.screen")
     pool = table[table["passes_filter"].astype(bool) & (table["n_contexts"] >= min_contexts)]
-    if pool.empty:
+    keys = ["conversation_ratio", *(["n_sources"] if "n_sources" in pool.columns else []), position_column,
+            "n_contexts", "max_act", "feature"]
+    return pool.sort_values(keys, ascending=[k == "feature" for k in keys])
+
+
+def pick_feature(table: pd.DataFrame, min_contexts: int = 20, position_column: str = "onset_share") -> Pick:
+    """The first of :func:`ranked_candidates`; raises, saying how many features fell short, if there is none."""
+    order = ranked_candidates(table, min_contexts, position_column)
+    if order.empty:
         n_pass = int(table["passes_filter"].astype(bool).sum())
         raise ValueError(f"no feature passes the filter with >= {min_contexts} contexts ({n_pass} pass with fewer); "
                          "lower min_contexts or screen a larger corpus")
-    keys = ["conversation_ratio", *(["n_sources"] if "n_sources" in pool.columns else []), position_column,
-            "n_contexts", "max_act", "feature"]
-    order = pool.sort_values(keys, ascending=[True if k == "feature" else False for k in keys])
     best = order.iloc[0]
     return Pick(feature=int(best["feature"]), conversation_ratio=float(best["conversation_ratio"]),
                 position_share=float(best[position_column]), n_contexts=int(best["n_contexts"]),

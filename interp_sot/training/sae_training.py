@@ -77,16 +77,27 @@ def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int, skip: int =
         epoch, start = epoch + 1, 0
 
 
-def _save(trainer: Any, folder: Path) -> None:
-    """Replace the checkpoint folder only once the new one is complete."""
-    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    for p in (tmp, old):
-        shutil.rmtree(p, ignore_errors=True)
-    trainer.save_checkpoint(tmp.name, base_path=str(folder.parent))
+def _staging(folder: Path) -> Path:
+    """An empty sibling folder to write into before :func:`_swap_in`."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return tmp
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    """Replace ``folder`` by the complete ``tmp``; the old one is only deleted once the new one is in place."""
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         folder.rename(old)
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _save(trainer: Any, folder: Path) -> None:
+    tmp = _staging(folder)
+    trainer.save_checkpoint(tmp.name, base_path=str(folder.parent))
+    _swap_in(tmp, folder)
 
 
 def train_topk_sae(acts: torch.Tensor, cfg: SAETrainConfig, work_dir: Path,
@@ -167,10 +178,8 @@ def export_fp16(sae: Any, out_dir: Path, metadata: dict[str, Any]) -> Path:
     inference.cfg.dtype = "float16"
     for key, value in metadata.items():
         setattr(inference.cfg.metadata, key, value)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _staging(out_dir)
     inference.save_model(str(tmp))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    _swap_in(tmp, out_dir)
     shutil.rmtree(staging, ignore_errors=True)
     return out_dir
