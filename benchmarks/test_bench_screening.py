@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -126,8 +127,8 @@ def test_table_filter_sampling_32k_features() -> None:
         t0 = time.perf_counter()
         ratio = ratio_from_labels(stats, doc_labels, k=K)
         table = apply_filter(feature_table(stats, ratio))
-        conv = sample_controls(table, n=300, kind="conversational", seed=0, exclude=[30939])
-        non = sample_controls(table, n=300, kind="non_conversational", seed=0, exclude=[30939])
+        conv = sample_controls(table, n=300, group="conversational", seed=0, exclude=[30939])
+        non = sample_controls(table, n=300, group="non_conversational", seed=0, exclude=[30939])
         control_strength(table, non)
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
@@ -137,12 +138,13 @@ def test_table_filter_sampling_32k_features() -> None:
 
 
 class _ServerProcess:
-    """The loopback server in its own process, so client and server do not share a GIL."""
+    """The loopback test server (tests/fault_server.py) in its own process, so client and server share no GIL."""
 
     def __init__(self, tmp_path, latency: float) -> None:
         port_file = tmp_path / f"port-{latency}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "interp_sot.judging.loopback_server", "--port-file", str(port_file),
+            [sys.executable, str(Path(__file__).resolve().parents[1] / "tests" / "fault_server.py"), "--port-file",
+             str(port_file),
              "--latency", str(latency)],
         )
         deadline = time.monotonic() + 60

@@ -30,8 +30,8 @@ def _time(fn) -> float:
 
 def test_harvest_throughput():
     from interp_sot.activations import forward_to_layer
+    from interp_sot.layers import resolve_layer
     from interp_sot.models import load_model
-    from interp_sot.steering.layers import resolve_layer
 
     model, _ = load_model("smollm2")
     ids = torch.randint(100, 40000, (16, 128), generator=torch.Generator().manual_seed(0))

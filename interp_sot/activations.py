@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from interp_sot.layers import unwrap
+
 
 class _StopForward(Exception):
     """Raised by the layer hook to end the forward pass after layer L."""
@@ -18,9 +20,6 @@ class _StopForward(Exception):
 def forward_to_layer(model: Any, layer_module: torch.nn.Module, input_ids: torch.Tensor,
                      attention_mask: torch.Tensor) -> torch.Tensor:
     """Residual stream after ``layer_module``: ``[B, T, d_model]``; later layers and the LM head never run."""
-    # Imported here: interp_sot.steering's package init imports this module (steering.contrast).
-    from interp_sot.steering.layers import unwrap
-
     captured: list[torch.Tensor] = []
 
     def hook(_module: Any, _args: Any, output: Any) -> None:

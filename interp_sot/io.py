@@ -8,14 +8,19 @@ Append-only logs (resumable sweeps, judge caches) instead write whole lines and 
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported where used: the CLI's --help imports this module
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def replaced_dir(out: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder that replaces the folder ``out`` whole on success; on error it is deleted.
+
+    For outputs that are folders (a site, an export, a checkpoint): readers see the old folder or the complete
+    new one. The swap is two renames (``out`` -> ``.NAME.old``, staging -> ``out``); a run killed between them
+    leaves only ``.NAME.old``, which the next call puts back first, and staging folders of killed runs
+    (``.NAME.*.tmp``) are removed. ``out`` must be a folder or not exist: a file there is an error, raised
+    before any work is done.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old = out.with_name(f".{out.name}.old")
+    if old.is_dir() and not out.exists():
+        os.replace(old, out)
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        yield tmp
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -131,3 +170,51 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}: line {i + 1} is not valid JSON ({err.msg})") from err
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Atomically write tensors plus a JSON header entry (readers see the old file or the whole new one)."""
+    from safetensors.torch import save_file
+
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(cpu, str(tmp), metadata={"interp_sot": json.dumps(meta, sort_keys=True)})
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as err:  # safetensors raises its own error types for truncated/garbled files
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt): {err}") from err
+    if "interp_sot" not in header:
+        raise ValueError(f"{path} has no interp_sot header: not written by interp_sot")
+    return tensors, json.loads(header["interp_sot"])
+
+
+def write_frame(frame: Any, path: str | Path, *, index: bool = False) -> Path:
+    """Write a pandas table atomically as CSV or parquet, chosen by ``path``'s suffix: every table writer's body."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{path}: tables are written as .csv or .parquet")
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=index)
+        else:
+            frame.to_parquet(tmp, index=index)
+    return path
+
+
+def write_table(frame: Any, stem: Path) -> Path:
+    """``stem``.parquet when pyarrow is installed, else ``stem``.csv; written atomically. Returns the path."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return write_frame(frame, stem.with_suffix(".csv"))
+    return write_frame(frame, stem.with_suffix(".parquet"))

@@ -118,7 +118,7 @@ def load_model(
         if gguf_file is not None:
             kwargs["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if device is not None:
         model = model.to(device)
     model.eval()

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interp_sot.analysis.sweep_table import COGNITIVE, resolve_run_path, to_analysis_schema
+from interp_sot.analysis.sweep_table import COGNITIVE_BEHAVIOURS, resolve_run_path, to_analysis_schema
 from interp_sot.behaviours.judge_coding import BehaviourCoding
-from interp_sot.experiments.report import write_report
+from interp_sot.stages.report import write_report
 
 
 def _records(n_problems: int = 40, seed: int = 0, group: str | None = None) -> tuple[list[dict], list[BehaviourCoding]]:
@@ -39,9 +39,9 @@ def test_traces_table_maps_onto_analysis_schema(tmp_path):
     table = to_analysis_schema(pd.read_parquet(resolve_run_path(tmp_path)))
     df = table.frame
     assert (df["trace_len"] == df["n_new_tokens"]).all()
-    for name in COGNITIVE:
+    for name in COGNITIVE_BEHAVIOURS:
         assert (df[name] == df[f"judge.cognitive.{name}"]).all()
-    assert set(table.outcomes) >= {f"judge.cognitive.{n}" for n in COGNITIVE}
+    assert set(table.outcomes) >= {f"judge.cognitive.{n}" for n in COGNITIVE_BEHAVIOURS}
     assert any(c.startswith("markers.") for c in table.outcomes)
     assert not {"n_prompt_tokens", "target", "batch_seed", "trace_len", "strength"} & set(table.outcomes)
 
@@ -70,7 +70,7 @@ def test_analyze_cli_reads_a_steer_run_directory(tmp_path):
     assert "correct" in outcomes and "judge.cognitive.verification" in outcomes
     assert not {"n_prompt_tokens", "target", "batch_seed"} & outcomes
     med = pd.read_csv(out / "mediation.csv")
-    assert set(COGNITIVE) <= set(med.astype(str).stack())  # the four cognitive mediators are used by default
+    assert set(COGNITIVE_BEHAVIOURS) <= set(med.astype(str).stack())  # the four cognitive mediators are used by default
     assert (out / "controls_regression.csv").is_file()
 
 

@@ -18,6 +18,21 @@ def test_config_validation():
         DemoConfig(n_controls=0)
     with pytest.raises(ValueError, match="top_p"):
         DemoConfig(top_p=1.5)
+    with pytest.raises(ValueError, match="tolerance"):
+        DemoConfig(tolerance=0.0)
+    with pytest.raises(ValueError, match="include 0"):
+        DemoConfig(dose_ratios=(-0.1, 0.1))
+
+
+def test_sweep_strengths_stay_inside_the_coherent_range():
+    from interp_sot.demo.pipeline import sweep_strengths
+    from interp_sot.experiments.dose import DoseResult
+
+    dose = DoseResult(1, "resid", 0.25, 170.0, 170.0, -0.8, 0.2, -0.1, 0.2, 0.1, 8, [])
+    assert sweep_strengths(DemoConfig(), dose) == pytest.approx([-0.1, 0.0, 0.2 / 3, 0.4 / 3, 0.2], rel=1e-5)
+    assert sweep_strengths(DemoConfig(strengths=(0.0, 0.2, -0.1)), dose) == [-0.1, 0.0, 0.2]
+    with pytest.raises(ValueError, match=r"outside the coherent range \[-0.1, 0.2\]"):
+        sweep_strengths(DemoConfig(strengths=(-10.0, 0.0, 10.0)), dose)
 
 
 def test_shipped_data_is_present_and_labelled():
@@ -49,35 +64,57 @@ def _small_corpus(path, n_per_label: int = 10):
     return path
 
 
-@pytest.mark.integration
-def test_demo_end_to_end_small(smollm2, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def small_demo(smollm2, tmp_path_factory):
+    """One small demo run (SmolLM2, 20 corpus documents, 2 problems, 6 new tokens), shared by the tests below."""
     from interp_sot.demo import run_demo
+
+    tmp_path = tmp_path_factory.mktemp("demo")
+    # a huge tolerance makes the whole candidate range coherent, so the sweep's strengths are known: -0.2, 0, 0.2
+    cfg = DemoConfig(corpus=str(_small_corpus(tmp_path / "c.jsonl")), n_strengths=3, dose_ratios=(-0.2, 0.0, 0.2),
+                     dose_prompts=2, dose_tokens=4, tolerance=100.0, n_problems=2, n_controls=1, control_problems=1,
+                     max_new_tokens=6, min_contexts=2, batch_size=8, n_boot=50)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("interp_sot.models.load_model", lambda *a, **k: smollm2)
+        result = run_demo(cfg, tmp_path / "run")
+    return cfg, result
+
+
+@pytest.mark.integration
+def test_demo_end_to_end_small(smollm2, small_demo, monkeypatch):
+    from interp_sot.demo import run_demo
+    from interp_sot.stages.dose import read_dose
     from interp_sot.steering import load_direction, median_residual_norm
     from interp_sot.tasks.countdown import generate_problems
     from interp_sot.tasks.countdown.prompts import build_prompt
 
     monkeypatch.setattr("interp_sot.models.load_model", lambda *a, **k: smollm2)
-    cfg = DemoConfig(corpus=str(_small_corpus(tmp_path / "c.jsonl")), strengths=(-10.0, 0.0, 10.0), n_problems=2,
-                     n_controls=1, control_problems=1, max_new_tokens=6, min_contexts=2, batch_size=8, n_boot=50)
-    out = tmp_path / "run"
-    result = run_demo(cfg, out)
+    cfg, result = small_demo
+    out = result.out
 
     table = pd.read_parquet(out / "screen" / "screen.parquet")
     row = table[table["feature"] == result.pick.feature].iloc[0]
     assert row["passes_filter"] and row["n_contexts"] >= 2
     steer = [json.loads(x) for x in (out / "steer" / "sweep.jsonl").read_text().splitlines()]
     assert sorted((r["strength"], r["problem_id"]) for r in steer) == sorted(
-        (s, p.problem_id) for s in (-10.0, 0.0, 10.0) for p in generate_problems(2, seed=0))
-    controls = [json.loads(x) for x in (out / "controls" / "controls.jsonl").read_text().splitlines()]
-    assert sorted(r["group"] for r in controls) == ["conversational", "non_conversational"]
-    assert result.pick.feature not in {r["feature"] for r in controls}
+        (s, p.problem_id) for s in (-0.2, 0.0, 0.2) for p in generate_problems(2, seed=0))
 
-    # one strength unit = median residual norm on the prompts / the paper's 11.5746, along the decoder row
+    # resid units: one unit of s adds the median residual norm on the dose prompts, along the decoder row
     model, tok = smollm2
     prompts = [build_prompt(p, "chat", tok) for p in generate_problems(2, seed=0)]
-    unit = median_residual_norm(model, tok, prompts, 15) / cfg.reference_norm
+    dose = read_dose(out / "dose")
+    assert (dose.negative, dose.positive) == (-0.2, 0.2)
+    assert dose.residual_norm == pytest.approx(median_residual_norm(model, tok, prompts, 15), rel=1e-4)
     direction = load_direction(out / "steer" / "direction.safetensors")
-    assert direction.norm().item() == pytest.approx(unit, rel=1e-4)
+    assert direction.norm().item() == pytest.approx(dose.residual_norm, rel=1e-4)
+    # matched controls: each control feature at the picked feature's added norms (0.2 x r, both signs)
+    controls = [json.loads(x) for x in (out / "controls" / "controls.jsonl").read_text().splitlines()]
+    assert sorted(r["group"] for r in controls) == ["conversational"] * 2 + ["non_conversational"] * 2
+    assert sorted({r["strength"] for r in controls}) == pytest.approx([-0.2 * dose.residual_norm,
+                                                                       0.2 * dose.residual_norm], rel=1e-5)
+    assert result.pick.feature not in {r["feature"] for r in controls}
+    coherence = [json.loads(x) for x in (out / "steer" / "coherence.jsonl").read_text().splitlines()]
+    assert {c["key"] for c in coherence} == {r["key"] for r in steer}
     from interp_sot.data import embedded_sae_path
     from interp_sot.features.sae import load_sae
 
@@ -86,14 +123,58 @@ def test_demo_end_to_end_small(smollm2, tmp_path, monkeypatch):
 
     text = result.report.read_text()
     assert f"Picked feature {result.pick.feature}" in text and "Caveats" in text
+    assert "Coherent range" in text and "contrasts are significant at" in text and "mde" in text
     assert result.figure is not None and result.figure.stat().st_size > 10_000
-    assert set(result.timings) == {"load", "stats", "screen", "steer", "controls", "analysis", "report"}
-    assert (out / "analysis" / "accuracy_by_strength.csv").exists()
+    assert set(result.timings) == {"load", "stats", "screen", "dose", "steer", "controls", "measure", "analysis",
+                                   "browser", "report"}
+    for name in ("accuracy_by_strength", "coherence_by_strength", "conditions"):
+        assert (out / "analysis" / f"{name}.csv").exists()
 
     # a rerun resumes: no trace is generated again
     before = (out / "steer" / "sweep.jsonl").read_text()
     run_demo(cfg, out)
     assert (out / "steer" / "sweep.jsonl").read_text() == before
+
+
+def _shard_page(site, feature):
+    """One feature's page data from the browser's shard script (``...[shard]=<json>;``)."""
+    from interp_sot.browser.site import SHARD_SIZE
+
+    text = (site / "data" / f"shard-{feature // SHARD_SIZE:04d}.js").read_text()
+    return json.loads(text[text.index("]=") + 2 : text.rindex(";")])["pages"][feature % SHARD_SIZE]
+
+
+@pytest.mark.integration
+def test_demo_writes_the_feature_browser_and_browse_reads_its_run(small_demo, tmp_path):
+    import re
+
+    from chromium import dump_dom, find_chromium
+
+    from interp_sot.browser import BrowserOptions
+    from interp_sot.cli import main
+    from interp_sot.features.stats import FeatureStats
+
+    _, result = small_demo
+    out, f = result.out, result.pick.feature
+    text = result.report.read_text()
+    assert "[Feature browser](site/index.html)" in text and f"(site/feature.html#{f})" in text
+    assert (out / "site" / "index.html").is_file() and (out / "site" / "feature.html").is_file()
+    page = _shard_page(out / "site", f)
+    # `interp-sot browse` on the run directory (tokenizer: the one the stats name) gives the picked feature the
+    # same page (the controls' records belong to other features)
+    assert main(["browse", "--stats", str(out / "stats"), "--screen", str(out / "screen"), "--sweep",
+                 str(out / "steer"), "--out", str(tmp_path / "site")]) == 0
+    assert _shard_page(tmp_path / "site", f) == page
+    if find_chromium() is None:
+        pytest.skip("Chromium not found (apt-get install chromium): the feature page's DOM is not checked")
+    stats = FeatureStats.load(out / "stats")
+    dom = dump_dom(out / "site" / "feature.html", f"#{f}")
+    assert f'<h1 id="title">Feature {f}</h1>' in dom
+    marks = [float(v) for v in re.findall(r'<span class="tok mark" data-act="([^"]+)"', dom)]
+    shown = min(int((stats.topk_seq[f] >= 0).sum()), BrowserOptions().contexts)
+    assert shown >= 2 and marks == pytest.approx(stats.topk_values[f, :shown].tolist(), rel=1e-5)
+    for s in ("-0.2", "0", "0.2"):
+        assert f'<details class="sample" data-strength="{s}">' in dom
 
 
 def _tiny_stats(tiny_llama):
@@ -113,17 +194,18 @@ def _tiny_stats(tiny_llama):
 
 
 def test_screen_stage_labels_and_heuristic_judge(tiny_llama, tmp_path):
-    from interp_sot.demo.pipeline import stage_screen
+    from interp_sot.stages.screen import screen_stage
 
     stats, tok = _tiny_stats(tiny_llama)
-    by_labels = stage_screen(stats, tok, DemoConfig(judge="labels"), tmp_path / "a")
+    by_labels = screen_stage(stats, DemoConfig(judge="labels").screen_config(), tmp_path / "a" / "screen", tokenizer=tok).table
     # label ratio = share of a feature's top contexts that sit in conversational documents
     labels = stats.contexts.sequence_labels("conversational")
     seq = stats.topk_seq.numpy()
     f = int(by_labels["conversation_ratio"].notna().idxmax())
     valid = seq[f][seq[f] >= 0]
     assert by_labels.loc[f, "conversation_ratio"] == pytest.approx(labels[valid].mean())
-    by_judge = stage_screen(stats, tok, DemoConfig(judge="heuristic"), tmp_path / "b")
+    by_judge = screen_stage(stats, DemoConfig(judge="heuristic").screen_config(), tmp_path / "b" / "screen",
+                            tokenizer=tok).table
     assert by_judge["conversation_ratio"].notna().sum() == by_labels["conversation_ratio"].notna().sum()
     assert (tmp_path / "b" / "screen" / "conversation_scores.jsonl").stat().st_size > 0
     assert (tmp_path / "a" / "screen" / "screen.parquet").exists()

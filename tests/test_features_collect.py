@@ -10,7 +10,8 @@ from features_helpers import assert_matches, assert_stats_equal, brute_force, co
 
 from interp_sot.features.collect import CHECKPOINT_FILE, CollectConfig, collect
 from interp_sot.features.onsets import OnsetTracker
-from interp_sot.features.stats import TokenInfo, read_safetensors
+from interp_sot.features.stats import TokenInfo
+from interp_sot.io import read_safetensors
 
 LAYER = 1
 WORDS = ["oh", "well", "I", "see", "Wait", "yes", "no", "maybe", "we", "think", "so", "right", "hmm", "ok"]
@@ -160,3 +161,34 @@ def test_bad_inputs(setup) -> None:
         collect(model, tok, [3.5], LAYER, sae, cfg)
     with pytest.raises(ValueError, match="batch_tokens must be positive"):
         CollectConfig(batch_tokens=0)
+
+
+def test_overflow_in_an_fp16_sae_is_warned_once_per_run(setup, caplog) -> None:
+    import copy
+    import logging
+
+    model, tok, sae = setup
+    model = copy.deepcopy(model)
+    bang = tok("!")["input_ids"][-1]
+    with torch.no_grad():  # '!' now carries a residual of ~4e3: finite in fp16, its fp16 pre-activations are not
+        model.get_input_embeddings().weight[bang] *= 1e5
+    sae16 = copy.deepcopy(sae).to(torch.float16)
+    docs = documents()
+    # reference: tokens whose sae-lens fp16 encoding has a NaN/inf activation, one document at a time
+    overflowing = 0
+    for text in docs:
+        ids = tok(text)["input_ids"][:CFG["max_length"]]
+        with torch.no_grad():
+            hidden = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[LAYER + 1][0]
+            overflowing += int((~torch.isfinite(sae16.encode(hidden[1:]))).any(1).sum())
+    assert overflowing == sum(tok(t)["input_ids"][1:CFG["max_length"]].count(bang) for t in docs) > 0
+    for encoder_sae, expected in ((sae16, overflowing), (sae, 0)):  # the float32 SAE does not overflow
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="interp_sot.features.encode"):
+            stats = collect(model, tok, docs, LAYER, encoder_sae, CollectConfig(**CFG))
+        assert stats.n_tokens > CFG["batch_tokens"]  # several batches, still one warning
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == (1 if expected else 0)
+        if expected:
+            assert warnings[0].startswith(f"{expected} token(s) had NaN/inf SAE activations") and "float16" in warnings[0]
+        assert (int(stats.nonfinite_count.sum()) > 0) == bool(expected) and torch.isfinite(stats.max_act).all()

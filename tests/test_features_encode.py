@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
-from features_helpers import assert_matches, brute_force, make_sae, random_tokens
+from features_helpers import assert_matches, assert_stats_equal, brute_force, make_sae, random_acts, random_tokens
 
 from interp_sot.features.encode import FusedEncoder, encode, encode_stats, fused_architecture
-from interp_sot.features.stats import FeatureStats
+from interp_sot.features.stats import FeatureStats, TokenInfo
 
 VARIANTS = [
     ("jumprelu", {}),
@@ -104,3 +106,97 @@ def test_width_and_weight_errors() -> None:
         sae.W_enc[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         FusedEncoder(sae)
+
+
+# -- the sync-free dense path (the default on CUDA) ---------------------------------------------------------------
+@pytest.mark.parametrize(("arch", "cfg"), VARIANTS)
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_sync_free_path_equals_dense_reference_and_sparse_path(arch: str, cfg: dict, chunk: int) -> None:
+    sae = make_sae(arch, seed=3, **cfg)
+    tokens = random_tokens([40, 3, 57, 28])
+    x = torch.randn(tokens.n, 32, generator=torch.Generator().manual_seed(4)) * 1.5
+    dense_stats, sparse_stats = FeatureStats(48, top_k=6), FeatureStats(48, top_k=6)
+    encode_stats(sae, x, tokens, dense_stats, encoder=FusedEncoder(sae, chunk, sync_free=True))
+    encode_stats(sae, x, tokens, sparse_stats, encoder=FusedEncoder(sae, chunk, sync_free=False))
+    with torch.no_grad():
+        ref = brute_force(sae.encode(x), tokens, 6)
+    assert_matches(dense_stats, ref, sums_rtol=1e-6, values_rtol=1e-6)
+    assert_stats_equal(dense_stats, sparse_stats, exact_sums=False)
+    assert int(dense_stats.fire_count.sum()) > 0
+
+
+def test_dense_update_breaks_ties_by_token_even_when_rows_are_shuffled() -> None:
+    tokens = random_tokens([30, 25, 41])
+    acts = random_acts(tokens.n, 20, seed=9, density=0.5, levels=3)  # few levels: ties everywhere
+    perm = torch.randperm(tokens.n, generator=torch.Generator().manual_seed(1))
+    shuffled = TokenInfo(tokens.seq_id[perm], tokens.pos[perm], tokens.start_dist[perm], tokens.onset_dist[perm])
+    stats = FeatureStats(20, top_k=5)
+    for start in range(0, tokens.n, 13):
+        stats.update_dense(acts[perm][start:start + 13], shuffled.slice(start, start + 13))
+    assert_matches(stats, brute_force(acts, tokens, 5))
+
+
+def test_dense_update_counts_nonfinite_like_the_sparse_path() -> None:
+    tokens = random_tokens([16, 16])
+    acts = random_acts(tokens.n, 12, seed=2, nonfinite=True)
+    dense, sparse = FeatureStats(12, top_k=4), FeatureStats(12, top_k=4)
+    bad_tokens = dense.update_dense(acts, tokens)
+    sparse.update(acts, tokens)
+    assert_stats_equal(dense, sparse, exact_sums=False)
+    assert int(bad_tokens) == int((~torch.isfinite(acts)).any(1).sum()) == 4  # rows 3, 5, 7, 9
+
+
+def test_dense_update_is_fixed_shape_so_it_never_syncs() -> None:
+    # Every data-dependent op (nonzero, .item(), bool(tensor), boolean indexing) fails on the meta device, where
+    # tensors have shapes but no values: what runs there needs no host-device sync on CUDA either.
+    stats = FeatureStats(48, top_k=6, device="meta")
+    tokens = random_tokens([20, 12]).to("meta")
+    bad = stats.update_dense(torch.empty(32, 48, device="meta"), tokens, torch.empty(48, device="meta"))
+    assert bad.device.type == "meta" and stats.topk_values.shape == (48, 6)
+
+
+def test_nonfinite_warning_once_per_run_with_the_token_count(caplog: pytest.LogCaptureFixture) -> None:
+    sae = make_sae("jumprelu", seed=5)
+    tokens = random_tokens([30, 30])
+    x = torch.randn(60, 32, generator=torch.Generator().manual_seed(6)).half()
+    x[4, 3] = float("nan")
+    x[10, 0] = float("inf")
+    x[20] = 60000.0  # finite half-precision input whose pre-activations overflow
+    x[41] = 60000.0
+    expected = 4  # rows 4, 10, 20, 41
+    for sync_free in (False, True):
+        caplog.clear()
+        enc = FusedEncoder(sae, chunk_size=8, compute_dtype=torch.float16, sync_free=sync_free)
+        stats = FeatureStats(48, top_k=5)
+        with caplog.at_level(logging.WARNING, logger="interp_sot.features.encode"):
+            for start in (0, 30):  # two batches of one run, four chunks each
+                encode_stats(sae, x[start:start + 30], tokens.slice(start, start + 30), stats, encoder=enc)
+            assert not caplog.records  # nothing per chunk or per batch
+            assert enc.report_nonfinite() == expected
+        assert len(caplog.records) == 1 and f"{expected} token(s)" in caplog.records[0].getMessage()
+        assert int(stats.nonfinite_count.sum()) > 0 and torch.isfinite(stats.max_act).all()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="interp_sot.features.encode"):
+        encode_stats(sae, x, tokens, FeatureStats(48, top_k=5), chunk_size=8)  # own encoder: reports at the end
+    # float32 encoder: the 60000-rows do not overflow, only the NaN and inf inputs count
+    assert len(caplog.records) == 1 and "2 token(s)" in caplog.records[0].getMessage()
+
+
+def test_compiled_dense_block_equals_eager() -> None:
+    # On CUDA update_dense runs block_stats through inductor; here inductor builds C++ for it (a few seconds).
+    from interp_sot.kernels.dense_block import block_stats
+
+    g = torch.Generator().manual_seed(0)
+    block = torch.randn(64, 48, generator=g) * 2
+    block[3, 1], block[5, 2], block[6, 3] = float("nan"), float("inf"), float("-inf")
+    args = (block, torch.rand(48, generator=g), torch.rand(64, generator=g) < 0.3, torch.rand(64, generator=g) < 0.5,
+            torch.randperm(64, generator=g), True)
+    torch._dynamo.reset()
+    got = torch.compile(block_stats, backend="inductor", dynamic=False, fullgraph=True)(*args)
+    ref = block_stats(*args)
+    for name, a, b in zip(ref._fields, ref, got, strict=True):
+        if a.dtype == torch.float64:  # inductor may reorder the float64 reduction
+            assert torch.allclose(a, b, rtol=1e-12, atol=0), name
+        else:
+            assert torch.equal(a, b), name
+    assert int(ref.nonfinite_count.sum()) == 2 and int(ref.bad_tokens) == 2  # -inf pre-activation = activation 0

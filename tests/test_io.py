@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from interp_sot.io import append_jsonl, atomic_path, atomic_write_json, read_jsonl, truncate_torn_tail
+from interp_sot.io import append_jsonl, atomic_path, atomic_write_json, read_jsonl, replaced_dir, truncate_torn_tail
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -25,6 +25,31 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
         raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_replaced_dir_swaps_a_whole_folder_or_nothing(tmp_path):
+    out = tmp_path / "site"
+    with replaced_dir(out) as tmp:
+        (tmp / "a.txt").write_text("1")
+        (tmp / "b.txt").write_text("1")
+    with pytest.raises(RuntimeError), replaced_dir(out) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt"] and (out / "a.txt").read_text() == "1"
+    with replaced_dir(out) as tmp:
+        (tmp / "a.txt").write_text("2")
+    assert [p.name for p in out.iterdir()] == ["a.txt"] and (out / "a.txt").read_text() == "2"  # b.txt gone
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+    # a run killed mid-swap (only .site.old left) or mid-write (a staging folder left): the next call repairs both
+    out.rename(tmp_path / ".site.old")
+    (tmp_path / ".site.x1y2.tmp").mkdir()
+    with pytest.raises(RuntimeError), replaced_dir(out):
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"] and (out / "a.txt").read_text() == "2"
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(NotADirectoryError, match="is a file"), replaced_dir(tmp_path / "file"):
+        pass
+    assert (tmp_path / "file").read_text() == "mine"
 
 
 def test_append_after_torn_tail_keeps_every_complete_record(tmp_path):

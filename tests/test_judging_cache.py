@@ -8,6 +8,8 @@ import pytest
 
 from interp_sot.io import truncate_torn_tail
 from interp_sot.judging.cache import CachedJudge, cache_key
+from interp_sot.judging.store import KeyedStore, sha256_hex
+from interp_sot.screening.score_store import ScoreStore
 
 
 class CountingJudge:
@@ -62,7 +64,7 @@ def test_torn_tail_is_dropped_and_the_log_stays_valid(tmp_path) -> None:
     assert len(resumed) == 1
     resumed.complete(msgs("b"))
     assert inner.calls == 1
-    assert [json.loads(x)["reply"] for x in path.read_text().splitlines()] == ["reply to a", "reply to b"]
+    assert [json.loads(x)["value"] for x in path.read_text().splitlines()] == ["reply to a", "reply to b"]
     assert truncate_torn_tail(path) is False
 
 
@@ -86,3 +88,31 @@ def test_rejects_non_text_replies(tmp_path) -> None:
     with pytest.raises(TypeError, match="returned NoneType"):
         CachedJudge(Bad(), tmp_path / "c.jsonl").complete(msgs("a"))
     assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_reply_cache_and_score_store_are_one_store(tmp_path) -> None:
+    """Both keep sha256-keyed values in the one JSONL format, each seeing only its own scope."""
+    path = tmp_path / "shared.jsonl"
+    CachedJudge(CountingJudge("A"), path, version="v1").complete(msgs("x"))
+    ScoreStore(path, "A", "p@1").put_many([("some text", 42.0)])
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert lines == [
+        {"key": cache_key("A", msgs("x"), "v1"), "judge": "A", "version": "v1", "value": "reply to x"},
+        {"key": sha256_hex("some text"), "judge": "A", "prompt": "p@1", "value": 42.0},
+    ]
+    assert len(KeyedStore(path, {"judge": "A"})) == 2
+    assert len(KeyedStore(path, {"judge": "A", "prompt": "p@1"})) == 1
+    assert ScoreStore(path, "A", "p@1").get("some text") == 42.0 and ScoreStore(path, "A", "p@2").get("some text") is None
+    assert len(CachedJudge(CountingJudge("A"), path, version="v1")) == 1
+    with pytest.raises(ValueError, match="cannot be named"):
+        KeyedStore(None, {"key": "x"})
+
+
+def test_files_from_before_the_merge_are_still_read(tmp_path) -> None:
+    path = tmp_path / "old.jsonl"
+    old = [{"key": cache_key("A", msgs("x"), "v1"), "judge": "A", "version": "v1", "reply": "old reply"},
+           {"h": sha256_hex("text"), "judge": "A", "prompt": "p@1", "value": 7.0}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old))
+    inner = CountingJudge("A")
+    assert CachedJudge(inner, path, version="v1").complete(msgs("x")) == "old reply" and inner.calls == 0
+    assert ScoreStore(path, "A", "p@1").get("text") == 7.0

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible client against a real HTTP server on loopback, with injected faults."""
+"""The openai-SDK judge against the fault-injecting test server on loopback (tests/fault_server.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from fault_server import LoopbackServer, ServerOptions
 
+from interp_sot.judging.base import reply_budget
 from interp_sot.judging.cache import CachedJudge
 from interp_sot.judging.heuristic import HeuristicJudge
-from interp_sot.judging.loopback_server import LoopbackServer, ServerOptions
 from interp_sot.judging.openai_compat import (
     JudgeRequestError,
     JudgeTransportError,
@@ -47,34 +48,73 @@ def client(server: LoopbackServer, sleeps: Sleeps | None = None, **kw) -> OpenAI
     return OpenAIJudge(OpenAIConfig(**cfg), sleep=sleeps if sleeps is not None else Sleeps())
 
 
-def test_plain_request_round_trip() -> None:
+@pytest.mark.parametrize("stream", [True, False])
+def test_plain_request_round_trip(stream: bool) -> None:
     with LoopbackServer() as server:
-        judge = client(server)
+        judge = client(server, stream=stream)
         assert judge.complete(prompt(1)) == expected(1)
         assert json.loads(expected(1))["scores"][0] > json.loads(expected(1))["scores"][1]
         assert judge.usage.requests == 1 and judge.usage.retries == 0 and judge.usage.prompt_tokens > 0
-        assert server.stats()["requests"] == 1
+        stats = server.stats()
+        assert stats["requests"] == 1 and stats["streamed"] == int(stream)
         assert judge.name == "openai:m"
 
 
-@pytest.mark.parametrize("fault", ["500", "malformed", "truncated", "drop", "timeout"])
-def test_transient_fault_is_retried(fault: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "stream"),
+    [("500", True), ("malformed", True), ("malformed", False), ("truncated", True), ("truncated", False),
+     ("drop", True), ("timeout", True)],
+)
+def test_transient_fault_is_retried(fault: str, stream: bool) -> None:
     with LoopbackServer(ServerOptions(faults=[fault], timeout_sleep_s=1.0)) as server:
         sleeps = Sleeps()
-        judge = client(server, sleeps, timeout_s=0.3)
+        judge = client(server, sleeps, timeout_s=0.3, stream=stream)
         assert judge.complete(prompt(2)) == expected(2)
         assert judge.usage.retries == 1 and judge.usage.requests == 1
         assert server.stats()["requests"] == 2
         assert len(sleeps) == 1 and 0.005 <= sleeps[0] <= 0.01  # jittered first backoff
 
 
-def test_429_honours_retry_after() -> None:
-    with LoopbackServer(ServerOptions(faults=["429"], retry_after_s=2.5)) as server:
+def test_a_slow_stream_that_makes_progress_is_not_abandoned() -> None:
+    # pieces of 8 characters 0.2 s apart: longer than the timeout in all, but never silent for that long
+    pieces = -(-len(expected(7)) // 8)
+    assert pieces * 0.2 > 0.45
+    with LoopbackServer(ServerOptions(faults=["slow"], slow_gap_s=0.2)) as server:
         sleeps = Sleeps()
+        judge = client(server, sleeps, timeout_s=0.45)
+        assert judge.complete(prompt(7)) == expected(7)
+        assert server.stats()["requests"] == 1 and judge.usage.retries == 0 and not sleeps
+    # the same server without streaming: the client sees silence until the whole reply is ready
+    with LoopbackServer(ServerOptions(latency_s=0.6, faults=[])) as server:
+        judge = client(server, Sleeps(), timeout_s=0.3, stream=False, max_retries=0)
+        with pytest.raises(JudgeTransportError, match=r"no progress for 0\.3s"):
+            judge.complete(prompt(7))
+
+
+def test_reply_budget_reaches_the_server() -> None:
+    with LoopbackServer() as server:
+        judge = client(server)
+        judge.complete(prompt(8))
+        with reply_budget(40):
+            judge.complete(prompt(9))
+        assert judge.complete(prompt(10)) == expected(10)
+        assert server.stats()["max_tokens"] == [1024, 40, 1024]
+    with pytest.raises(ValueError, match=">= 1 token"):
+        with reply_budget(0):
+            pass
+
+
+def test_429_retry_after_pauses_every_call_of_the_client() -> None:
+    with LoopbackServer(ServerOptions(faults=["429"], retry_after_s=2.5)) as server:
+        sleeps = Sleeps()  # records instead of sleeping, so the pause is still in force afterwards
         judge = client(server, sleeps)
         assert judge.complete(prompt(3)) == expected(3)
         assert server.stats()["requests"] == 2
         assert len(sleeps) == 1 and sleeps[0] == pytest.approx(2.5, abs=0.2)
+        # another call (any thread) made during the pause waits for it too, before sending anything
+        assert judge.complete(prompt(4)) == expected(4)
+        assert len(sleeps) == 2 and sleeps[1] == pytest.approx(2.5, abs=0.3)
+        assert server.stats()["requests"] == 3
 
 
 def test_parse_retry_after_forms() -> None:
@@ -126,6 +166,13 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="timeout_s"):
         OpenAIConfig(model="m", timeout_s=0)
     assert OpenAIConfig(model="m", base_url="http://h/v1/chat/completions/").url == "http://h/v1/chat/completions"
+    assert OpenAIConfig(model="m", base_url="http://h/v1/chat/completions").api_root == "http://h/v1"
+    with pytest.raises(ValueError, match="max_tokens"):
+        OpenAIConfig(model="m", max_tokens=0)
+    # a concurrency that suits the server: a local server computes one call at a time
+    assert OpenAIConfig(model="m", base_url="http://127.0.0.1:9/v1").concurrency == 2
+    assert OpenAIConfig(model="m", base_url="https://api.example.com/v1").concurrency == 8
+    assert OpenAIConfig(model="m", base_url="http://127.0.0.1:9/v1", max_concurrency=5).concurrency == 5
 
 
 def test_concurrency_is_bounded() -> None:
@@ -139,7 +186,7 @@ def test_concurrency_is_bounded() -> None:
 def _start_server_process(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
     port_file = tmp_path / f"port-{time.monotonic_ns()}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "interp_sot.judging.loopback_server", "--port-file", str(port_file), *args],
+        [sys.executable, str(Path(__file__).with_name("fault_server.py")), "--port-file", str(port_file), *args],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     deadline = time.monotonic() + 60
@@ -168,7 +215,7 @@ def test_server_killed_mid_run_loses_nothing_and_resumes(tmp_path) -> None:
     # everything the client received is in the cache, and correct
     saved = [json.loads(line) for line in cache.read_text().splitlines()]
     assert 1 <= len(saved) <= 5 and len(saved) == judge.misses
-    assert {r["reply"] for r in saved} <= {expected(i) for i in range(12)}
+    assert {r["value"] for r in saved} <= {expected(i) for i in range(12)}
     assert all(v == json.loads(expected(i))["scores"] for i, v in got.items())
 
     proc, url = _start_server_process(tmp_path)

@@ -30,6 +30,6 @@ def test_quickstart_runs_as_written(tiny_llama):
     assert len(table) == 64 and table["conversation_ratio"].notna().any()
     best = pick_feature(table, min_contexts=1).feature
     ids = torch.randint(3, VOCAB, (1, 5))
-    with steer(model, 1, feature_direction(sae, best, norm="unit"), strength=10.0):
+    with steer(model, 1, feature_direction(sae, best, units="unit"), strength=10.0):
         out = model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=0)
     assert out.shape == (1, 9) and hook_count(model) == 0

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from fault_server import LoopbackServer
 from screening_fakes import brute_force_stats, random_corpus, renderer
 
 from interp_sot.cli import screen as cli
-from interp_sot.judging.loopback_server import LoopbackServer
 from interp_sot.screening.conversation_ratio import ratio_from_labels
 from interp_sot.screening.screen import apply_filter, feature_table, load_table
 
@@ -32,7 +32,9 @@ class FakeContexts:
 
 
 @pytest.fixture
-def inputs(monkeypatch):
+def inputs(monkeypatch, tmp_path):
+    # --stats names a folder of its own: its content hash is the run's input identity, so --out must not be inside
+    (tmp_path / "stats").mkdir()
     acts, onset, conv = random_corpus(seed=11, n_seq=16, seq_len=8, d=24)
     stats = brute_force_stats(acts, onset, k=5)
     monkeypatch.setattr(cli, "load_inputs", lambda args: (stats, FakeContexts(conv)))
@@ -49,7 +51,7 @@ def run(argv: list[str], capsys) -> tuple[int, str]:
 
 def test_labels_mode_writes_the_table(inputs, tmp_path, capsys) -> None:
     stats, conv = inputs
-    code, out = run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--k", "5"], capsys)
+    code, out = run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--k", "5"], capsys)
     assert code == 0
     table = load_table(tmp_path / "o" / "screen.parquet")
     expected = apply_filter(feature_table(stats, ratio_from_labels(stats, conv, k=5)))
@@ -66,8 +68,9 @@ def test_heuristic_judge_with_labels_and_categories(inputs, tmp_path, capsys) ->
     export.mkdir(parents=True)
     with gzip.open(export / "batch-0.jsonl.gz", "wt") as fh:
         for i, d in [(0, "surprise and realization"), (1, "python code"), (5, "the letter q")]:
-            fh.write(json.dumps({"index": i, "description": d, "explanationModelName": "m"}) + "\n")
-    argv = ["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--judge", "heuristic", "--k", "5",
+            fh.write(json.dumps({"modelId": "m", "layer": "0-res", "index": i, "description": d,
+                                "explanationModelName": "m"}) + "\n")
+    argv = ["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--judge", "heuristic", "--k", "5",
             "--labels", str(tmp_path / "export"), "--categories", "--features", "0-9,20"]
     code, _ = run(argv, capsys)
     assert code == 0
@@ -87,7 +90,7 @@ def test_heuristic_judge_with_labels_and_categories(inputs, tmp_path, capsys) ->
 def test_openai_judge_over_loopback(inputs, tmp_path, capsys) -> None:
     stats, conv = inputs
     with LoopbackServer() as server:
-        code, _ = run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--k", "5", "--batch-size", "4",
+        code, _ = run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--k", "5", "--batch-size", "4",
                        "--judge", f"openai:judge-model@{server.base_url}", "--concurrency", "2"], capsys)
         assert code == 0 and server.stats()["completions"] > 0
     table = load_table(tmp_path / "o" / "screen.parquet")
@@ -96,9 +99,9 @@ def test_openai_judge_over_loopback(inputs, tmp_path, capsys) -> None:
 
 def test_bad_arguments(inputs, tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match="cannot read 'x'"):
-        run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--features", "1,x"], capsys)
+        run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--features", "1,x"], capsys)
     with pytest.raises(ValueError, match="--categories needs a judge"):
-        run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--categories"], capsys)
+        run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--categories"], capsys)
     with pytest.raises(ValueError, match="unknown judge spec"):
-        run(["--stats", str(tmp_path), "--out", str(tmp_path / "o"), "--judge", "gpt"], capsys)
+        run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--judge", "gpt"], capsys)
     assert cli.parse_feature_list("3, 0-2") == [3, 0, 1, 2] and cli.parse_feature_list(None) is None

@@ -40,29 +40,29 @@ def test_pools_follow_the_definitions() -> None:
 
 def test_sampling_is_reproducible_and_respects_exclusions() -> None:
     t = table()
-    a = sample_controls(t, n=40, kind="conversational", seed=1)
-    assert a.tolist() == sample_controls(t, n=40, kind="conversational", seed=1).tolist()
-    assert a.tolist() != sample_controls(t, n=40, kind="conversational", seed=2).tolist()
+    a = sample_controls(t, n=40, group="conversational", seed=1)
+    assert a.tolist() == sample_controls(t, n=40, group="conversational", seed=1).tolist()
+    assert a.tolist() != sample_controls(t, n=40, group="conversational", seed=2).tolist()
     assert len(set(a.tolist())) == 40 and set(a.tolist()) <= set(control_pool(t, "conversational").tolist())
     # the reference: numpy's generator over the sorted pool
     pool = control_pool(t, "non_conversational")
     expected = np.random.default_rng(7).choice(pool, size=30, replace=False)
-    assert sample_controls(t, n=30, kind="non_conversational", seed=7).tolist() == expected.tolist()
+    assert sample_controls(t, n=30, group="non_conversational", seed=7).tolist() == expected.tolist()
     excluded = set(a[:10].tolist())
-    b = sample_controls(t, n=40, kind="conversational", seed=1, exclude=excluded)
+    b = sample_controls(t, n=40, group="conversational", seed=1, exclude=excluded)
     assert not excluded & set(b.tolist())
     size = len(control_pool(t, "conversational"))
     with pytest.raises(ValueError, match=f"only {size} conversational features are eligible"):
         sample_controls(t, n=size + 1)
-    with pytest.raises(ValueError, match="kind must be one of"):
-        sample_controls(t, kind="chatty")
+    with pytest.raises(ValueError, match="group must be one of"):
+        sample_controls(t, group="chatty")
     with pytest.raises(ValueError, match="no 'onset_share' column"):
         sample_controls(t.drop(columns=["onset_share"]))
 
 
 def test_control_strength() -> None:
     t = table()
-    feats = sample_controls(t, n=5, kind="non_conversational", seed=0)
+    feats = sample_controls(t, n=5, group="non_conversational", seed=0)
     np.testing.assert_allclose(control_strength(t, feats), 2.0 * t.max_act.to_numpy()[feats])
     np.testing.assert_allclose(control_strength(t, feats, factor=3.5), 3.5 * t.max_act.to_numpy()[feats])
     with pytest.raises(ValueError, match=r"features \[999\] are not in the table"):

@@ -8,10 +8,10 @@ import re
 
 import numpy as np
 import pytest
+from fault_server import LoopbackServer
 from screening_fakes import brute_force_stats, random_corpus, renderer
 
 from interp_sot.judging.heuristic import HeuristicJudge
-from interp_sot.judging.loopback_server import LoopbackServer
 from interp_sot.judging.openai_compat import JudgeTransportError, OpenAIConfig, OpenAIJudge
 from interp_sot.judging.prompts.conversational import split_excerpts
 from interp_sot.screening.conversation_ratio import (

@@ -125,7 +125,7 @@ def sae():
 
 
 def test_feature_direction_conventions(sae):
-    raw = feature_direction(sae, 5, norm="sae")
+    raw = feature_direction(sae, 5, units="sae")
     assert torch.equal(raw, sae.W_dec[5].detach())
     unit = feature_direction(sae, 5)
     assert torch.allclose(unit.norm(), torch.tensor(1.0)) and torch.allclose(unit * raw.norm(), raw)
@@ -137,7 +137,7 @@ def test_feature_direction_conventions(sae):
                                                        ([], "unit", "at least one"), (0, "l2", "norm")])
 def test_feature_direction_errors(sae, index, norm, message):
     with pytest.raises(ValueError, match=message):
-        feature_direction(sae, index, norm=norm)
+        feature_direction(sae, index, units=norm)
 
 
 def test_feature_direction_dead_feature(sae):
@@ -145,7 +145,7 @@ def test_feature_direction_dead_feature(sae):
         sae.W_dec[3] = 0
     with pytest.raises(ValueError, match=r"features \[3\]"):
         feature_direction(sae, [2, 3])
-    assert torch.equal(feature_direction(sae, 3, norm="sae"), torch.zeros(D_MODEL))
+    assert torch.equal(feature_direction(sae, 3, units="sae"), torch.zeros(D_MODEL))
 
 
 def test_feature_direction_steers_like_the_raw_row(tiny_llama, sae):
@@ -155,6 +155,6 @@ def test_feature_direction_steers_like_the_raw_row(tiny_llama, sae):
     with torch.no_grad():
         with record(layer) as base:
             tiny_llama(ids)
-        with steer(tiny_llama, 1, feature_direction(sae, 9, norm="sae"), 10.0), record(layer) as steered:
+        with steer(tiny_llama, 1, feature_direction(sae, 9, units="sae"), 10.0), record(layer) as steered:
             tiny_llama(ids)
     assert torch.equal(steered[0], base[0] + 10.0 * sae.W_dec[9].detach())

@@ -17,10 +17,10 @@ LAYER = 15
 
 @pytest.fixture(scope="module")
 def direction(smollm2):
-    from interp_sot.cli.steer_demo import CONVERSATIONAL, EXPOSITORY
+    from interp_sot.cli.steer_demo import CONVERSATIONAL_TEXTS, EXPOSITORY_TEXTS
 
     model, tok = smollm2
-    return mean_difference_direction(model, tok, CONVERSATIONAL, EXPOSITORY, LAYER) * 18.0
+    return mean_difference_direction(model, tok, CONVERSATIONAL_TEXTS, EXPOSITORY_TEXTS, LAYER) * 18.0
 
 
 def _batch(tok, n):

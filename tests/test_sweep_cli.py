@@ -217,5 +217,5 @@ def test_steer_cli_with_saved_sae_folder(model_dir: Path, tmp_path: Path) -> Non
     rows = read_jsonl(out / "sweep.jsonl")
     assert len(rows) == 8 and not (out / "report").exists()
     for f in (5, 9):
-        sha = direction_fingerprint(feature_direction(sae, f, norm="sae"))
+        sha = direction_fingerprint(feature_direction(sae, f, units="sae"))
         assert {r["direction_sha"] for r in rows if r["feature"] == f} == {sha}

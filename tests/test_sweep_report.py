@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interp_sot.behaviours.judge_coding import BehaviourCoding
-from interp_sot.experiments.intervals import cluster_bootstrap, wilson_interval
-from interp_sot.experiments.report import (
+from interp_sot.analysis.intervals import cluster_bootstrap, wilson_interval
+from interp_sot.analysis.traces import (
     accuracy_table,
     add_marker_rates,
     behaviour_table,
     control_comparison,
     records_frame,
-    write_report,
 )
+from interp_sot.behaviours.judge_coding import BehaviourCoding
+from interp_sot.stages.report import write_report
 
 
 def test_wilson_by_hand() -> None:

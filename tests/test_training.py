@@ -147,12 +147,13 @@ def test_export_fp16_loads_with_load_sae(tmp_path):
     sae = train_topk_sae(acts, SAETrainConfig(epochs=1.0, checkpoint_every=100, **CFG), tmp_path / "w")
     before = sae_quality(sae, acts.float())
     out = export_fp16(sae, tmp_path / "sae", {"hook_name": "blocks.1.hook_resid_post"})
-    loaded = load_sae(out)
+    loaded = load_sae(out, dtype="float16")  # asked for explicitly: on CPU the default policy computes in fp32
     assert loaded.W_enc.dtype == torch.float16 and loaded.cfg.d_sae == 64
+    assert load_sae(out).W_enc.dtype == torch.float32
     assert loaded.cfg.metadata.hook_name == "blocks.1.hook_resid_post"
     after = sae_quality(loaded, acts.float())
     assert after.explained_variance == pytest.approx(before.explained_variance, abs=0.01)
-    assert not (tmp_path / "sae.tmp").exists() and not (tmp_path / "sae.fp32").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sae", "w"]  # no staging folder left behind
 
 
 @pytest.mark.integration
@@ -177,7 +178,7 @@ def test_train_sae_command_end_to_end(smollm2, tmp_path, monkeypatch):
     report = json.loads((tmp_path / "sae" / "training_report.json").read_text())
     assert report["train_tokens"] + report["massive_activations"]["dropped_train"] == 32 * 127
     assert 0 < report["held_out"]["explained_variance"] < 1 and report["held_out"]["l0"] == pytest.approx(8.0)
-    sae = load_sae(tmp_path / "sae")
+    sae = load_sae(tmp_path / "sae", dtype="float16")  # stored fp16 (the CPU policy would compute in fp32)
     assert sae.cfg.d_sae == 128 and sae.W_enc.dtype == torch.float16
     assert sae.cfg.metadata.hook_name == "blocks.15.hook_resid_post"
     assert "explained variance" in (tmp_path / "sae" / "training_report.md").read_text()

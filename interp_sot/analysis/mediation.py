@@ -38,6 +38,7 @@ from interp_sot.analysis.fixed_effects import (
     is_nested,
     prepare_sample,
 )
+from interp_sot.analysis.intervals import resample_counts
 from interp_sot.analysis.regression import fit_sample
 
 logger = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ def _bootstrap(
     raw = np.column_stack([sample.values[c] for c in (x, *mediators, *controls, y)])
     moments_cols = [0, *range(1, 1 + len(mediators)), raw.shape[1] - 1]  # x, mediators, y
     rng = np.random.default_rng(cfg.seed)
-    fast = fe is None or is_nested(sample.fe_codes, units, sample.n_fe_groups)
+    fast = fe is None or sample.fe_codes is None or is_nested(sample.fe_codes, units, sample.n_fe_groups)
     if fast:
         w = demean(raw, sample.fe_codes, sample.n_fe_groups)
         if fe is None:
@@ -265,7 +266,7 @@ def _bootstrap(
         starts = np.searchsorted(units[order], np.arange(n_units + 1))
     out: list[np.ndarray] = []
     for start in range(0, cfg.n_boot, _BLOCK):
-        counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=min(_BLOCK, cfg.n_boot - start))
+        counts = resample_counts(rng, n_units, min(_BLOCK, cfg.n_boot - start))
         if fast:
             cb = (counts @ cross).reshape(-1, p, p)
             mb = counts @ mom
@@ -291,7 +292,7 @@ def _resampled_cross(
         drawn = np.repeat(np.arange(len(row)), row)
         idx = np.concatenate([order[starts[u] : starts[u + 1]] for u in drawn])
         r = raw[idx]
-        codes = sample.fe_codes[idx] if fe is not None else None
+        codes = sample.fe_codes[idx] if fe is not None and sample.fe_codes is not None else None
         w = demean(r, codes, sample.n_fe_groups)
         if fe is None:
             w = np.column_stack([np.ones(len(idx)), w])

@@ -179,14 +179,18 @@ def analyze_trace(
     *,
     config: PerspectiveConfig | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    prompt: PromptTemplate = PERSPECTIVES_PROMPT,
 ) -> dict[str, Any]:
-    """Ask the judge about one trace; returns the JSON-serialisable record stored in logs and tables."""
+    """Ask the judge about one trace; returns the JSON-serialisable record stored in logs and tables.
+
+    ``prompt`` replaces :data:`PERSPECTIVES_PROMPT` (same placeholders and reply format, e.g. from a prompt file);
+    its key is recorded, so logged analyses under another prompt are not reused."""
     cfg = config or PerspectiveConfig()
     count = count_tokens or _default_count_tokens
     spans = split_segments(text, cfg.max_segments)
     record: dict[str, Any] = {
         "trace_id": trace_id,
-        "prompt": PERSPECTIVES_PROMPT.key,
+        "prompt": prompt.key,
         "judge": judge.name,
         "n_segments": len(spans),
         "n_tokens": count(text),
@@ -198,7 +202,7 @@ def analyze_trace(
         record.update(status="invalid", error="the trace is empty")
         return record
     lines = "\n".join(f"[{i}] {' '.join(text[a:b].split())}" for i, (a, b) in enumerate(spans))
-    messages = PERSPECTIVES_PROMPT.render(n_segments=str(len(spans)), segments=lines)
+    messages = prompt.render(n_segments=str(len(spans)), segments=lines)
     try:
         found = ask_json(judge, messages, perspective_validator(len(spans), cfg), retries=cfg.retries)
     except (JudgeOutputError, RecursionError) as err:  # RecursionError: absurdly nested JSON in a reply
@@ -226,12 +230,13 @@ def analyze_perspectives(
     count_tokens: Callable[[str], int] | None = None,
     log_path: str | Path | None = None,
     max_workers: int | None = None,
+    prompt: PromptTemplate = PERSPECTIVES_PROMPT,
 ) -> PerspectiveTables:
     """Analyse many traces (``trace_id -> text``), resumably through ``log_path`` (JSONL, one record per trace).
 
     Records already in the log for the same (trace_id, prompt version, judge) are reused, including invalid ones
     (delete those lines to retry). ``count_tokens`` defaults to whitespace words; pass a tokenizer's counter to
-    attribute model tokens.
+    attribute model tokens. ``prompt`` replaces :data:`PERSPECTIVES_PROMPT` (see :func:`analyze_trace`).
     """
     items = list(traces.items()) if isinstance(traces, Mapping) else [(str(k), t) for k, t in traces]
     ids = [k for k, _ in items]
@@ -240,7 +245,7 @@ def analyze_perspectives(
     done: dict[str, dict[str, Any]] = {}
     if log_path is not None:
         for rec in read_jsonl(log_path):
-            if rec.get("prompt") == PERSPECTIVES_PROMPT.key and rec.get("judge") == judge.name:
+            if rec.get("prompt") == prompt.key and rec.get("judge") == judge.name:
                 done[str(rec["trace_id"])] = rec
     todo = [(k, t) for k, t in items if k not in done]
     if done:
@@ -253,7 +258,7 @@ def analyze_perspectives(
 
     workers = judge_concurrency(judge) if max_workers is None else max_workers
     map_bounded(
-        lambda kt: analyze_trace(judge, kt[0], kt[1], config=config, count_tokens=count_tokens),
+        lambda kt: analyze_trace(judge, kt[0], kt[1], config=config, count_tokens=count_tokens, prompt=prompt),
         todo,
         workers,
         on_result,

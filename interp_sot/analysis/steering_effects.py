@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from interp_sot.analysis.fixed_effects import MissingPolicy
+from interp_sot.analysis.intervals import wilson_interval
 from interp_sot.analysis.mediation import MediationConfig, mediate
 from interp_sot.analysis.regression import fe_ols
 
@@ -65,11 +65,9 @@ def accuracy_by_strength(df: pd.DataFrame, cols: SweepColumns = SweepColumns(), 
     ok = df[[cols.strength, cols.correct]].dropna()
     g = ok.groupby(cols.strength)[cols.correct]
     out = pd.DataFrame({"n": g.size(), "accuracy": g.apply(lambda s: float(np.mean(s.astype(float))))})
-    z = stats.norm.ppf(1 - alpha / 2)
-    n, p = out["n"].to_numpy(float), out["accuracy"].to_numpy()
-    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-    out["ci_low"], out["ci_high"] = centre - half, centre + half
+    k = g.apply(lambda s: round(float(np.sum(s.astype(float)))))
+    bounds = [wilson_interval(int(k[s]), int(out.loc[s, "n"]), 1 - alpha) for s in out.index]
+    out["ci_low"], out["ci_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
     return out.reset_index().rename(columns={cols.strength: "strength"})
 
 
@@ -151,3 +149,36 @@ def strength_mediation(
     tab.insert(0, "scale", res.scale)
     tab["nobs"], tab["n_clusters"], tab["n_boot_ok"] = res.nobs, res.n_clusters, res.n_boot_ok
     return tab
+
+
+def controls_regression(
+    df: pd.DataFrame,
+    outcome: str = "correct",
+    *,
+    cols: SweepColumns = SweepColumns(),
+    length_control: bool = True,
+    missing: MissingPolicy = "error",
+    alpha: float = 0.05,
+    length_term: str = "log_trace_len",
+) -> pd.DataFrame:
+    """The paper's control contrast: outcome ~ conversational (0/1) [+ log trace_len] | problem, SEs clustered.
+
+    ``df`` is a control run in the analysis schema (``conversational`` 0/1, ``trace_len`` > 0; see
+    :func:`interp_sot.analysis.sweep_table.to_analysis_schema`). A trace length <= 0 is an error (its log is
+    undefined), as everywhere else in the analysis. ``length_term`` names the control's row in the table.
+    """
+    need = [c for c in (cols.problem, "conversational", outcome, *([cols.trace_len] if length_control else []))
+            if c not in df.columns]
+    if need:
+        raise ValueError(f"control table lacks column(s) {need}")
+    data = df.copy()
+    controls: list[str] = []
+    if length_control:
+        trace_len = pd.to_numeric(data[cols.trace_len], errors="coerce")
+        if (trace_len <= 0).any():
+            raise ValueError(f"{cols.trace_len!r} must be > 0 to take its log ({int((trace_len <= 0).sum())} row(s) are not)")
+        data[length_term] = np.log(trace_len.astype(float))
+        controls.append(length_term)
+    data[outcome] = pd.to_numeric(data[outcome].astype(float), errors="coerce")
+    return fe_ols(data, outcome, "conversational", cols.problem, cols.cluster_col, controls=controls, missing=missing,
+                  alpha=alpha)

@@ -12,17 +12,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from interp_sot.screening.groups import CONTROL_GROUPS, CONVERSATIONAL_GROUP
+
 if TYPE_CHECKING:  # pandas is imported where used, so that the CLI's --help stays fast
     import pandas as pd
 
-COGNITIVE = ("verification", "backtracking", "subgoal_setting", "backward_chaining")
+COGNITIVE_BEHAVIOURS = ("verification", "backtracking", "subgoal_setting", "backward_chaining")
 """The cognitive behaviours (Gandhi et al. 2025) that mediate the steering effect in the paper."""
 OUTCOME_PREFIXES = ("markers.", "judge.")
 """Columns of a sweep traces table that are behaviour outcomes."""
 SWEEP_MARKERS = ("key", "n_new_tokens", "completion")
 """Columns that identify a table as a sweep traces table."""
-TRACE_FILES = ("traces.parquet", "traces.csv", "sweep.jsonl")
-"""What a run directory is read from, in order of preference."""
+TRACE_FILES = ("traces.parquet", "traces.csv", "sweep.jsonl", "controls.jsonl")
+"""What a run directory is read from, in order of preference (the last two: the records of a steer/controls run)."""
+RECORD_FILES = ("sweep.jsonl", "controls.jsonl")
+BEHAVIOURS_FILE = "behaviours.jsonl"
+"""LLM-judge codings a steer/controls run writes next to its records."""
+PERSPECTIVES_FILE = "perspectives.jsonl"
+"""LLM-judge perspective analyses (BFI-10 per perspective) a run writes with ``perspectives`` coding."""
 
 
 class SweepTable(NamedTuple):
@@ -62,11 +69,11 @@ def to_analysis_schema(df: pd.DataFrame) -> SweepTable:
     out["correct"] = out["correct"].astype(int)
     if "conversational" not in out.columns and "group" in out.columns and out["group"].notna().any():
         groups = set(out["group"].dropna().unique())
-        unknown = groups - {"conversational", "non_conversational"}
+        unknown = groups - set(CONTROL_GROUPS)
         if unknown:
             raise ValueError(f"control groups must be 'conversational' or 'non_conversational'; found {sorted(unknown)}")
-        out["conversational"] = (out["group"] == "conversational").astype(int)
-    for name in COGNITIVE:
+        out["conversational"] = (out["group"] == CONVERSATIONAL_GROUP).astype(int)
+    for name in COGNITIVE_BEHAVIOURS:
         source = f"judge.cognitive.{name}"
         if name not in out.columns and source in out.columns:
             out[name] = out[source]
@@ -74,3 +81,23 @@ def to_analysis_schema(df: pd.DataFrame) -> SweepTable:
         c for c in out.columns if c.startswith(OUTCOME_PREFIXES) and pd.api.types.is_numeric_dtype(out[c])
     ]
     return SweepTable(out, outcomes)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A table from .csv / .parquet / .jsonl (by extension)."""
+    import pandas as pd
+
+    from interp_sot.io import read_jsonl
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"table not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix == ".jsonl":
+        return pd.DataFrame(read_jsonl(path))
+    raise ValueError(f"{path}: unsupported table format {suffix!r}; use .csv, .parquet or .jsonl")
+

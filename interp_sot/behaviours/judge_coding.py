@@ -10,9 +10,10 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from interp_sot.behaviours.prompts import BALES_GROUPS, SCHEMES, CodingScheme
 from interp_sot.io import append_jsonl, read_jsonl, truncate_torn_tail
 from interp_sot.judging.base import Judge
 from interp_sot.judging.concurrency import judge_concurrency, map_bounded
+from interp_sot.judging.prompts.template import PromptTemplate
 from interp_sot.judging.structured import JudgeOutputError, ask_json
 
 logger = logging.getLogger(__name__)
@@ -95,13 +97,28 @@ def clip_trace(trace: str, max_chars: int = MAX_TRACE_CHARS) -> str:
     return trace.replace("</trace>", "</ trace>")
 
 
-def resolve_scheme(scheme: CodingScheme | str) -> CodingScheme:
-    """A scheme given by name (``"conversational"``, ``"bales"``, ``"cognitive"``) or as is."""
+def resolve_scheme(scheme: CodingScheme | str, template: PromptTemplate | None = None) -> CodingScheme:
+    """A scheme given by name (``"conversational"``, ``"bales"``, ``"cognitive"``) or as is, optionally with its
+    prompt replaced by ``template`` (e.g. from a prompt file; same placeholders ``task`` and ``trace``)."""
     if isinstance(scheme, CodingScheme):
-        return scheme
-    if scheme not in SCHEMES:
+        resolved = scheme
+    elif scheme not in SCHEMES:
         raise ValueError(f"unknown coding scheme {scheme!r}; known: {sorted(SCHEMES)}")
-    return SCHEMES[scheme]
+    else:
+        resolved = SCHEMES[scheme]
+    if template is None:
+        return resolved
+    if template.fields != resolved.template.fields:
+        raise ValueError(
+            f"the prompt for scheme {resolved.name!r} must have the placeholders {list(resolved.template.fields)}, "
+            f"got {list(template.fields)}"
+        )
+    return dataclasses.replace(resolved, template=template)
+
+
+def reply_tokens(scheme: CodingScheme) -> int:
+    """Reply cap for one coding: a few tokens per category (``"subgoal_setting": 3,`` is ~8) plus framing."""
+    return 32 + 12 * len(scheme.categories)
 
 
 def code_trace(
@@ -116,7 +133,8 @@ def code_trace(
     sch = resolve_scheme(scheme)
     messages = sch.template.render(task=item.task, trace=clip_trace(item.trace, max_trace_chars))
     try:
-        counts = ask_json(judge, messages, count_validator(sch.categories), retries=retries)
+        counts = ask_json(judge, messages, count_validator(sch.categories), retries=retries,
+                          max_tokens=reply_tokens(sch))
     except JudgeOutputError as err:
         logger.warning("trace %s, scheme %s: %s", item.key, sch.name, err)
         return BehaviourCoding(item.key, sch.name, sch.template.key, judge.name, None, str(err))
@@ -136,13 +154,20 @@ def code_traces(
     retries: int = 2,
     max_workers: int | None = None,
     max_trace_chars: int = MAX_TRACE_CHARS,
+    templates: Mapping[str, PromptTemplate] | None = None,
 ) -> list[BehaviourCoding]:
     """Code every trace under every scheme, ``max_workers`` judge calls at a time; resumable via ``out_path``.
 
     Codings already in ``out_path`` for the same (trace key, scheme, prompt version, judge) are reused, including
-    failed ones (delete those lines to retry them). Returns codings in (item, scheme) order.
+    failed ones (delete those lines to retry them; with a :class:`~interp_sot.judging.cache.CachedJudge` the retry
+    costs nothing). ``templates`` replaces the prompt of a scheme by name (see :func:`resolve_scheme`). Returns
+    codings in (item, scheme) order.
     """
-    resolved = [resolve_scheme(s) for s in schemes]
+    templates = templates or {}
+    unknown = sorted(set(templates) - set(SCHEMES))
+    if unknown:
+        raise ValueError(f"prompt templates given for unknown schemes {unknown}; known: {sorted(SCHEMES)}")
+    resolved = [resolve_scheme(s, templates.get(s if isinstance(s, str) else s.name)) for s in schemes]
     keys = [it.key for it in items]
     if len(set(keys)) != len(keys):
         raise ValueError("trace keys are not unique")

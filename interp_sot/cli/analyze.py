@@ -6,7 +6,7 @@ Input: a sweep table (CSV, Parquet or JSONL), one row per problem × strength, w
 Optionally a control-feature table (``--controls``): one row per (feature, problem) run with ``problem_id``,
 ``conversational`` (0/1), ``correct`` and ``trace_len``.
 
-Output (``--out``): ``accuracy_by_strength.csv``, ``regression.csv`` (every outcome on strength indicators vs
+The work is :func:`interp_sot.stages.analyze.analyze_stage`. Output (``--out``): ``accuracy_by_strength.csv``, ``regression.csv`` (every outcome on strength indicators vs
 the baseline, problem FE, log trace length, SEs clustered by problem), ``mediation.csv`` (baseline -> treated
 through ``--mediators``, raw and standardised scales), ``controls_regression.csv`` (with ``--controls``),
 ``analysis.png`` and ``summary.json``.
@@ -15,15 +15,11 @@ through ``--mediators``, raw and standardised scales), ``controls_regression.csv
 from __future__ import annotations
 
 import argparse
-import logging
-from pathlib import Path
 from typing import Any
 
-from interp_sot.analysis.sweep_table import COGNITIVE
+from interp_sot.analysis.sweep_table import COGNITIVE_BEHAVIOURS, read_table
 
-logger = logging.getLogger(__name__)
-
-RESERVED = ("problem_id", "strength", "correct", "trace_len", "trace_id", "feature_id", "seed", "task_id")
+__all__ = ["add_parser", "read_table", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,6 +28,8 @@ def add_parser(subparsers: Any) -> None:
                    help="a steer run directory, its traces table, or any table (.csv, .parquet, .jsonl); see module doc")
     p.add_argument("--controls", default=None,
                    help="optional: a controls run directory or a control-feature table (conversational vs not)")
+    p.add_argument("--screen", default=None,
+                   help="screen run (or its table): feature sets of the diversity outcome (needs `interp-sot measure`)")
     p.add_argument("--out", default="runs/analyze", help="output directory")
     p.add_argument("--baseline", type=float, default=0.0, help="reference strength (default 0)")
     p.add_argument("--treated", type=float, default=10.0, help="strength contrasted in the mediation (default 10)")
@@ -44,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
         "--mediators",
         default=None,
         help="comma-separated mediators; default: the cognitive behaviours present "
-        f"({', '.join(COGNITIVE)}); 'none' skips the mediation",
+        f"({', '.join(COGNITIVE_BEHAVIOURS)}); 'none' skips the mediation",
     )
     p.add_argument("--cluster", default=None, help="cluster column for SEs (default: problem_id)")
     p.add_argument("--bootstrap", type=int, default=2000, help="cluster-bootstrap replicates (0: delta method only)")
@@ -55,179 +53,28 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def read_table(path: str | Path) -> Any:
-    """A table from .csv / .parquet / .jsonl (by extension)."""
-    import pandas as pd
-
-    from interp_sot.io import read_jsonl
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"table not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix == ".jsonl":
-        return pd.DataFrame(read_jsonl(path))
-    raise ValueError(f"{path}: unsupported table format {suffix!r}; use .csv, .parquet or .jsonl")
-
-
-def _csv(df: Any, path: Path) -> None:
-    from interp_sot.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-
-
-def _split(text: str | None) -> list[str] | None:
-    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+def _split(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pandas as pd
+    from interp_sot.stages.analyze import AnalyzeConfig, analyze_stage
 
-    from interp_sot.analysis.mediation import MediationConfig
-    from interp_sot.analysis.regression import fe_ols
-    from interp_sot.analysis.steering_effects import (
-        SweepColumns,
-        accuracy_by_strength,
-        strength_label,
-        strength_mediation,
-        strength_regressions,
-    )
-    from interp_sot.analysis.sweep_table import is_sweep_traces, resolve_run_path, to_analysis_schema
-    from interp_sot.io import atomic_write_json
-
-    out = Path(args.out)
-    cols = SweepColumns(cluster=args.cluster)
-    missing = "drop" if args.drop_missing else "error"
-    sweep, outcomes = to_analysis_schema(read_table(resolve_run_path(args.sweep)))
-    behaviours = _split(args.behaviours)
-    if behaviours is None and is_sweep_traces(sweep):
-        behaviours = outcomes  # a steer run: its marker and judge columns, not its bookkeeping numbers
-    elif behaviours is None:
-        behaviours = [
-            c
-            for c in sweep.columns
-            if c not in RESERVED and c != args.cluster and pd.api.types.is_numeric_dtype(sweep[c])
-        ]
     mediators = _split(args.mediators)
-    if mediators is None:
-        mediators = [c for c in COGNITIVE if c in sweep.columns and sweep[c].notna().any()]
-    elif mediators == ["none"]:
-        mediators = []
-
-    files: dict[str, str] = {}
-    acc = accuracy_by_strength(sweep, cols)
-    _csv(acc, out / "accuracy_by_strength.csv")
-    files["accuracy"] = "accuracy_by_strength.csv"
-    reg = strength_regressions(
-        sweep,
-        ["correct", *behaviours],
-        cols=cols,
-        baseline=args.baseline,
-        length_control=not args.no_length_control,
-        missing=missing,
+    config = AnalyzeConfig(
+        baseline=args.baseline, treated=args.treated, behaviours=_split(args.behaviours),
+        mediators=() if mediators == ("none",) else mediators, cluster=args.cluster, bootstrap=args.bootstrap,
+        seed=args.seed, length_control=not args.no_length_control, missing="drop" if args.drop_missing else "error",
+        plot=not args.no_plot,
     )
-    _csv(reg, out / "regression.csv")
-    files["regression"] = "regression.csv"
-    print(acc.to_string(index=False))
-    print(reg[reg["term"].str.startswith("s=")].to_string(index=False))
-
-    if mediators:
-        tabs = []
-        for scale in ("raw", "std_all", "std_nox"):
-            cfg = MediationConfig(n_boot=args.bootstrap, seed=args.seed, scale=scale)
-            tabs.append(
-                strength_mediation(
-                    sweep,
-                    mediators,
-                    cols=cols,
-                    baseline=args.baseline,
-                    treated=args.treated,
-                    length_control=not args.no_length_control,
-                    config=cfg,
-                    missing=missing,
-                )
-            )
-        med = pd.concat(tabs, ignore_index=True)
-        _csv(med, out / "mediation.csv")
-        files["mediation"] = "mediation.csv"
+    result = analyze_stage(args.sweep, config, args.out, controls=args.controls, screen=args.screen)
+    print(result.accuracy.to_string(index=False))
+    reg = result.regression
+    if len(reg):
+        print(reg[reg["term"].str.startswith("s=")].to_string(index=False))
+    if result.mediation is not None:
+        med = result.mediation
         print(med[med["effect"].isin(["indirect_total", "direct", "total"])].to_string(index=False))
-    else:
-        logger.info("no mediators: skipping the mediation")
-
-    if args.controls:
-        ctrl = to_analysis_schema(read_table(resolve_run_path(args.controls))).frame
-        ctrl_cols = [c for c in ("conversational", "trace_len") if c not in ctrl.columns]
-        if ctrl_cols:
-            raise ValueError(f"{args.controls}: control table lacks column(s) {ctrl_cols}")
-        trace_len = pd.to_numeric(ctrl["trace_len"], errors="coerce")
-        if (trace_len <= 0).any():
-            raise ValueError(f"{args.controls}: trace_len must be > 0 to take its log")
-        ctrl = ctrl.assign(log_trace_len=np.log(trace_len))
-        controls = [] if args.no_length_control else ["log_trace_len"]
-        tab = fe_ols(
-            ctrl, "correct", "conversational", "problem_id", cols.cluster_col, controls=controls, missing=missing
-        )
-        _csv(tab, out / "controls_regression.csv")
-        files["controls_regression"] = "controls_regression.csv"
-        print(tab.to_string(index=False))
-
-    if not args.no_plot:
-        _plot(acc, reg, strength_label(args.treated), out / "analysis.png")
-        files["plot"] = "analysis.png"
-    atomic_write_json(
-        out / "summary.json",
-        {
-            "sweep": str(args.sweep),
-            "controls": args.controls,
-            "rows": len(sweep),
-            "baseline": args.baseline,
-            "treated": args.treated,
-            "outcomes": ["correct", *behaviours],
-            "mediators": mediators,
-            "bootstrap": args.bootstrap,
-            "seed": args.seed,
-            "length_control": not args.no_length_control,
-            "cluster": cols.cluster_col,
-            "files": files,
-        },
-    )
-    logger.info("wrote %s to %s", ", ".join(files.values()), out)
+    if result.controls is not None:
+        print(result.controls.to_string(index=False))
     return 0
-
-
-def _plot(acc: Any, reg: Any, treated_term: str, path: Path) -> None:
-    """Accuracy by strength (left) and each outcome's treated-vs-baseline coefficient with its CI (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from interp_sot.io import atomic_path
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    yerr = [acc["accuracy"] - acc["ci_low"], acc["ci_high"] - acc["accuracy"]]
-    ax1.errorbar(acc["strength"], acc["accuracy"], yerr=yerr, marker="o", capsize=3)
-    ax1.set(xlabel="steering strength", ylabel="accuracy", title="Accuracy by strength (95% Wilson CI)")
-    rows = reg[reg["term"] == treated_term]
-    if len(rows):
-        y = range(len(rows))
-        ax2.errorbar(
-            rows["coef"],
-            list(y),
-            xerr=[rows["coef"] - rows["ci_low"], rows["ci_high"] - rows["coef"]],
-            fmt="o",
-            capsize=3,
-        )
-        ax2.set_yticks(list(y), rows["outcome"].tolist())
-        ax2.axvline(0, color="grey", lw=0.8)
-    ax2.set(xlabel=f"effect of {treated_term} vs baseline (95% CI)", title="Problem-FE regressions")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

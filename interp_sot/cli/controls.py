@@ -1,8 +1,9 @@
 """``interp-sot controls``: random conversational vs non-conversational features, each on N random problems.
 
 Paper setting: 300 + 300 features sampled from the screening table (``--screen-table``), strength 2 x each
-feature's max observed activation in SAE units (``--norm sae``), 16 problems each. Or give the list directly
-(``--controls`` file with columns feature, strength, group). Rerun the same command to resume.
+feature's max observed activation in SAE units (``--units sae``), 16 problems each. Or give the list directly
+(``--controls`` file with columns feature, strength, group). Rerun the same command to resume
+(:mod:`interp_sot.stages.controls`, then :mod:`interp_sot.stages.report`).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from interp_sot.cli.steer import (
+from interp_sot.cli.common import (
     add_generation_args,
     add_model_args,
-    feature_directions,
-    finish_run,
+    add_plan_args,
+    coding_config,
+    load_decoder,
     load_problems,
     load_run_model,
-    make_behaviour_judge,
-    save_problems,
+    plan_generation_run,
+    print_report,
+    report_config,
+    scaled_directions,
     sweep_config,
 )
 
@@ -35,59 +39,105 @@ def add_parser(subparsers: Any) -> None:
     src.add_argument("--strength-factor", type=float, default=2.0, help="strength = factor x max activation")
     src.add_argument("--exclude", default="", help="comma-separated feature ids never sampled (e.g. 30939)")
     src.add_argument("--problems-per-feature", type=int, default=16)
+    src.add_argument("--strength-mode", choices=["max_act", "matched"], default="max_act",
+                     help="max_act: strength-factor x max activation (the paper); matched: each control at the "
+                     "added-vector norms of the picked feature's strengths (needs --match-run)")
+    src.add_argument("--match-run", default=None,
+                     help="with --strength-mode matched: the picked feature's finished steer run (its strength_units.json)")
     p.add_argument("--judge", default=None, help="judge spec for behaviour coding")
     p.add_argument("--schemes", default="conversational,bales,cognitive")
     add_generation_args(p)
+    add_plan_args(p)
     p.set_defaults(run=run)
 
 
-def sample_from_table(args: argparse.Namespace) -> list[Any]:
-    from interp_sot.experiments import control_features
-    from interp_sot.screening.controls import control_strength, sample_controls
-    from interp_sot.screening.screen import load_table
+def controls_config(args: argparse.Namespace) -> Any:
+    from interp_sot.stages.controls import ControlsConfig
 
-    table = load_table(args.screen_table)
     try:
-        exclude = [int(x) for x in args.exclude.split(",") if x.strip()]
+        exclude = tuple(int(x) for x in args.exclude.split(",") if x.strip())
     except ValueError as err:
         raise SystemExit(f"--exclude: {err}") from err
-    out = []
-    for kind in ("conversational", "non_conversational"):
-        ids = sample_controls(table, args.n_controls, kind, seed=args.control_seed, exclude=exclude)  # type: ignore[arg-type]
-        strengths = control_strength(table, ids, factor=args.strength_factor)
-        out += control_features([int(i) for i in ids], [float(s) for s in strengths], kind)
-    return out
+    norms: tuple[float, ...] = ()
+    if args.strength_mode == "matched":
+        norms = _matched_norms(args)
+    elif args.match_run:
+        raise SystemExit("--match-run is only used with --strength-mode matched")
+    return ControlsConfig(n_controls=args.n_controls, seed=args.control_seed, strength_factor=args.strength_factor,
+                          exclude=exclude, problems_per_feature=args.problems_per_feature,
+                          mode=args.strength_mode, matched_norms=norms)
+
+
+def _matched_norms(args: argparse.Namespace) -> tuple[float, ...]:
+    """The picked feature's signed added norms at its non-zero strengths, from its steer run."""
+    import math
+
+    from interp_sot.stages.rundir import require_complete
+    from interp_sot.stages.strengths import read_units
+
+    if not args.match_run:
+        raise SystemExit("--strength-mode matched needs --match-run STEER_DIR (the picked feature's steer run)")
+    if args.units not in (None, "unit"):
+        raise SystemExit("--strength-mode matched steers unit-norm directions (strength = added norm): "
+                         "leave --units out or use --units unit")
+    args.units = "unit"
+    require_complete(Path(args.match_run), "--match-run")
+    record = read_units(args.match_run)
+    if record is None:
+        raise SystemExit(f"--match-run {args.match_run}: no strength_units.json (steer SAE --features to record it)")
+    norms = sorted({math.copysign(r["added_norm"], r["strength"]) for r in record["rows"] if r["strength"] != 0})
+    if len({r["feature"] for r in record["rows"]}) != 1:
+        raise SystemExit(f"--match-run {args.match_run}: steers several features; match one feature's run")
+    return tuple(norms)
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp_sot.experiments import load_control_features, run_controls
-    from interp_sot.io import atomic_write_json
+    from interp_sot.experiments import load_control_features
+    from interp_sot.experiments.controls import control_rows
+    from interp_sot.experiments.sharding import join_torchrun
+    from interp_sot.screening.screen import load_table
+    from interp_sot.stages.controls import STAGE, controls_identity, controls_stage, sample_control_features
+    from interp_sot.stages.identity import model_identity
+    from interp_sot.stages.report import report_stage
+    from interp_sot.stages.rundir import begin_stage, require_complete
+    from interp_sot.stages.strengths import units_record
 
     if bool(args.controls) == bool(args.screen_table):
         raise SystemExit("give either --controls FILE or --screen-table FILE")
-    controls = load_control_features(args.controls) if args.controls else sample_from_table(args)
+    config = controls_config(args)
+    if args.controls:
+        controls = load_control_features(args.controls)
+    else:
+        require_complete(Path(args.screen_table).parent, "--screen-table")
+        controls = sample_control_features(load_table(args.screen_table), config)
     bad = [c.feature for c in controls if not isinstance(c.feature, int)]
     if bad:
         raise SystemExit(f"control features must be SAE feature ids (integers); got {bad[:5]}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "controls.json", [c.__dict__ for c in controls])
-    directions = feature_directions(args, [int(c.feature) for c in controls], args.norm or "sae")
-    config = sweep_config(args)
-    judge = make_behaviour_judge(args)
+    units = args.units or "sae"
+    if args.screen_table and config.mode == "max_act" and units != "sae":
+        raise SystemExit("sampled controls run at --strength-factor x max activation in SAE units: use --units sae "
+                         "(or --strength-mode matched, or a --controls file with strengths in your units)")
+    sweep = sweep_config(args)
+    coding = coding_config(args)
     problems = load_problems(args)
-    save_problems(problems, out)
+    rows = control_rows(controls, problems, problems_per_feature=config.problems_per_feature, seed=config.seed)
+    if plan_generation_run(args, len(rows), problems):
+        return 0
+    inputs = {"model": model_identity(args.model)}
+    shard = join_torchrun()  # under torchrun: one rank per process, each running whole batches of the sweep
+    sae = load_decoder(args)
     model, tokenizer = load_run_model(args)
-    records = run_controls(
-        model,
-        tokenizer,
-        controls,
-        problems,
-        directions,
-        config=config,
-        problems_per_feature=args.problems_per_feature,
-        seed=args.control_seed,
-        out_path=out / "controls.jsonl",
-    )
-    finish_run(args, judge, records, out)
+    features = sorted({int(c.feature) for c in controls})
+    directions, scales = scaled_directions(args, sae, model, tokenizer, problems, features, units)
+    per_feature: dict[int, list[float]] = {f: [] for f in features}
+    for c in controls:
+        per_feature[int(c.feature)].append(c.strength)
+    if shard.is_main:
+        begin_stage(args.out, STAGE, controls_identity(controls, problems, directions, sweep, config, coding), inputs)
+    result = controls_stage(model, tokenizer, controls, problems, directions, sweep, config, args.out, coding=coding,
+                            inputs=inputs, strength_units=units_record(scales, per_feature))
+    if not shard.is_main:  # rank 0 merged the records and writes the report
+        return 0
+    if not args.no_report:
+        print_report(report_stage(result.records, report_config(args), result.out / "report", codings=result.codings))
     return 0

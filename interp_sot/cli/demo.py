@@ -26,8 +26,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--layer", type=int, default=d.layer)
     p.add_argument("--corpus", default=None, help="screening corpus .jsonl(.gz) with text + conversational")
     p.add_argument("--judge", default=d.judge, help="'labels' (document labels), 'heuristic' or a judge spec")
-    p.add_argument("--strengths", default=",".join(f"{s:g}" for s in d.strengths),
-                   help="comma-separated strengths (write --strengths=-10,...)")
+    p.add_argument("--strengths", default=None,
+                   help="comma-separated strengths as shares of the median residual norm, inside the coherent range "
+                   "(write --strengths=-0.1,...); default: --n-strengths spread over the range the dose stage finds")
+    p.add_argument("--n-strengths", type=int, default=d.n_strengths)
+    p.add_argument("--tolerance", type=float, default=d.tolerance,
+                   help="coherence tolerance of the dose stage (nats/token)")
+    p.add_argument("--control-mode", choices=["matched", "max_act"], default=d.control_mode,
+                   help="controls at the picked feature's added norms (matched) or at 2 x max activation (max_act)")
     p.add_argument("--n-problems", type=int, default=d.n_problems)
     p.add_argument("--n-controls", type=int, default=d.n_controls, help="control features per group")
     p.add_argument("--control-problems", type=int, default=d.control_problems, help="problems per control feature")
@@ -39,11 +45,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from interp_sot.cli.steer import parse_floats
+    from interp_sot.cli.common import parse_floats
     from interp_sot.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(model=args.model, sae=args.sae, layer=args.layer, corpus=args.corpus, judge=args.judge,
-                     strengths=tuple(parse_floats(args.strengths, "--strengths")), n_problems=args.n_problems,
+                     strengths=tuple(parse_floats(args.strengths, "--strengths")) if args.strengths else None,
+                     n_strengths=args.n_strengths, tolerance=args.tolerance, control_mode=args.control_mode,
+                     n_problems=args.n_problems,
                      n_controls=args.n_controls, control_problems=args.control_problems,
                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, min_contexts=args.min_contexts,
                      seed=args.seed)

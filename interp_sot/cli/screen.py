@@ -3,8 +3,8 @@
 Input: a stats folder written by ``interp-sot stats`` (``FeatureStats`` with top-k contexts, and the
 ``ContextStore`` holding each top context's tokens and per-document metadata). Output (``--out``):
 ``screen.parquet`` / ``screen.csv`` (one row per feature), ``conversation_scores.jsonl`` (every judged context;
-a rerun or an interrupted run resumes from it), ``category_scores.jsonl`` and ``categories.csv`` with
-``--categories``, and ``summary.json``.
+a rerun or an interrupted run resumes from it), ``judge_cache.jsonl`` (every judge reply: a rerun makes no judge
+call), ``category_scores.jsonl`` and ``categories.csv`` with ``--categories``, and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -45,9 +45,22 @@ def add_parser(subparsers: Any) -> None:
                    help="definition of 'activation in the first four tokens' (see screening.screen)")
     f.add_argument("--position-threshold", type=float, default=0.5, help="keep position share > this (0.5)")
     j = p.add_argument_group("judge backend")
-    j.add_argument("--concurrency", type=int, default=8, help="requests in flight (openai judge)")
+    j.add_argument("--concurrency", type=int, default=None,
+                   help="requests in flight (openai judge; default 2 on loopback, 8 elsewhere)")
     j.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
-    j.add_argument("--timeout", type=float, default=120.0, help="seconds per request (openai judge)")
+    j.add_argument("--timeout", type=float, default=120.0,
+                   help="longest silence in seconds (connect, first token, between streamed tokens) before a call "
+                        "is retried (openai judge; default 120)")
+    j.add_argument("--prompt-file", action="append", default=[], metavar="KIND=PATH",
+                   help="replace a judge prompt by a text file (repeatable); KIND: conversational_score, "
+                        "feature_category (see the README's prompt table)")
+    j.add_argument("--judge-batch-out", default=None, metavar="FILE",
+                   help="write every judge request the reply cache cannot answer to FILE (OpenAI Batch API JSONL) "
+                        "instead of sending it; no live call is made")
+    j.add_argument("--judge-batch-in", default=None, metavar="FILE",
+                   help="read a provider's batch results FILE into the reply cache first; no live call is made")
+    j.add_argument("--validate-on", choices=("labels",), default=None,
+                   help="score the judge against the documents' --label-field labels (accuracy, Cohen's kappa)")
     lab = p.add_argument_group("labels and categories")
     lab.add_argument("--labels", default=None, help="Neuronpedia explanations export (folder or batch file)")
     lab.add_argument("--prefer-explainer", action="append", default=[],
@@ -79,9 +92,16 @@ def parse_feature_list(text: str | None) -> list[int] | None:
     return out
 
 
+def _as_tuple(values: list[int] | None) -> tuple[int, ...] | None:
+    return None if values is None else tuple(values)
+
+
 def judge_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.judge.startswith("openai:"):
-        return {"max_concurrency": args.concurrency, "api_key_env": args.api_key_env, "timeout_s": args.timeout}
+        options: dict[str, Any] = {"api_key_env": args.api_key_env, "timeout_s": args.timeout}
+        if args.concurrency is not None:  # else the client picks (2 on loopback: a local server answers one call)
+            options["max_concurrency"] = args.concurrency
+        return options
     return {}
 
 
@@ -89,7 +109,9 @@ def load_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
     """``(stats, contexts)`` from the folders named on the command line."""
     from interp_sot.features.contexts import ContextStore
     from interp_sot.features.stats import FeatureStats
+    from interp_sot.stages.rundir import require_complete
 
+    require_complete(Path(args.stats), "--stats")
     stats = FeatureStats.load(Path(args.stats))
     if args.contexts:
         contexts = ContextStore.load(Path(args.contexts))
@@ -113,57 +135,45 @@ def load_tokenizer(name: str | None) -> Any:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from interp_sot.io import atomic_write_json
+    from interp_sot.judging.prompts.files import load_prompt_files
     from interp_sot.judging.spec import make_judge
     from interp_sot.screening.conversation_ratio import RatioConfig
-    from interp_sot.screening.screen import FilterConfig, screen
+    from interp_sot.screening.screen import FilterConfig
+    from interp_sot.stages.identity import path_identity
+    from interp_sot.stages.screen import SCREEN_PROMPTS, ScreenConfig, screen_stage
 
-    out = Path(args.out)
-    ratio_config = RatioConfig(k=args.k, score_threshold=args.score_threshold, batch_size=args.batch_size,
-                               retries=args.retries, on_invalid=args.on_invalid)
-    filter_config = FilterConfig(ratio_threshold=args.ratio_threshold, position_criterion=args.position_criterion,
-                                 position_threshold=args.position_threshold)
-    features = parse_feature_list(args.features)
+    config = ScreenConfig(
+        judge=args.judge, label_field=args.label_field, features=_as_tuple(parse_feature_list(args.features)),
+        window=tuple(args.window), categories=args.categories,
+        ratio=RatioConfig(k=args.k, score_threshold=args.score_threshold, batch_size=args.batch_size,
+                          retries=args.retries, on_invalid=args.on_invalid),
+        filter=FilterConfig(ratio_threshold=args.ratio_threshold, position_criterion=args.position_criterion,
+                            position_threshold=args.position_threshold),
+    )
     judge = make_judge(args.judge, **judge_options(args))
+    if judge is None and (args.judge_batch_out or args.judge_batch_in or args.validate_on):
+        raise ValueError("--judge-batch-out, --judge-batch-in and --validate-on need an LLM judge (--judge), "
+                         "not 'labels'")
+    prompts = load_prompt_files(args.prompt_file, SCREEN_PROMPTS)
     stats, contexts = load_inputs(args)
     labels = None
     if args.labels:
         from interp_sot.screening.labels import feature_labels, read_explanations
 
         labels = feature_labels(read_explanations(args.labels), args.prefer_explainer, d_sae=len(stats.fire_count))
-    kwargs: dict[str, Any] = {}
-    if judge is None:
-        kwargs["doc_labels"] = contexts.sequence_labels(args.label_field)
-    else:
-        before, after = args.window
-        tokenizer = load_tokenizer(args.tokenizer)
-        kwargs["render"] = lambda seq, pos: contexts.render(seq, pos, before=before, after=after, tokenizer=tokenizer)
-    table = screen(stats, judge=judge, labels=labels, features=features, work_dir=out,
-                   ratio_config=ratio_config, filter_config=filter_config, **kwargs)
-    summary: dict[str, Any] = {
-        "features": len(table),
-        "with_ratio": int(table["conversation_ratio"].notna().sum()),
-        "passing_filter": int(table["passes_filter"].sum()),
-        "judge": args.judge if judge is None else judge.name,
-        "filter": table.attrs.get("filter"),
-    }
-    if args.categories:
-        if judge is None or labels is None:
-            raise ValueError("--categories needs a judge (not 'labels') and --labels")
-        from interp_sot.screening.categories import classify_categories
-
-        cats = classify_categories(labels, judge, out / "category_scores.jsonl")
-        from interp_sot.io import atomic_path
-
-        with atomic_path(out / "categories.csv") as tmp:
-            cats.to_csv(tmp)
-        summary["categories"] = {k: int(v) for k, v in cats["category"].value_counts().items()}
-    atomic_write_json(out / "summary.json", summary)
+    if args.categories and (judge is None or labels is None):
+        raise ValueError("--categories needs a judge (not 'labels') and --labels")
+    result = screen_stage(stats, config, args.out, contexts=contexts, tokenizer=load_tokenizer(args.tokenizer),
+                          judge=judge, labels=labels, inputs={"stats": path_identity(args.stats),
+                                  "labels": None if args.labels is None else path_identity(args.labels)},
+                          prompts=prompts, batch_out=args.judge_batch_out, batch_in=args.judge_batch_in,
+                          validate_on=args.validate_on)
+    table = result.table
     top = table[table["passes_filter"]].sort_values("rank").head(10)
-    cols = ["feature", "conversation_ratio", "ratio_percentile", filter_config.position_column, "frequency", "max_act",
-            "label"]
-    print(json.dumps(summary, indent=2))
+    cols = ["feature", "conversation_ratio", "ratio_percentile", config.filter.position_column, "frequency",
+            "max_act", "label"]
+    print(json.dumps(result.summary, indent=2))
     if len(top):
         print(top[cols].to_string(index=False))
-    print(f"table: {out / 'screen.parquet'}")
+    print(f"table: {result.out / 'screen.parquet'}")
     return 0

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+
+from interp_sot.cli.common import add_plan_args, device_bytes, model_not_found, model_shape, show_or_require_fit
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--sae", required=True, help="SAE folder (sae-lens save_model) or sae-lens release name")
     p.add_argument("--sae-id", default=None, help="SAE id within the release (hub releases only)")
     p.add_argument("--layer", type=int, required=True, help="decoder layer L (resid_post = blocks.L.hook_resid_post)")
+    p.add_argument("--allow-layer-mismatch", action="store_true",
+                   help="use the SAE on --layer even though its config names another layer's hook")
     p.add_argument("--corpus", required=True, help="text/jsonl/parquet/csv file, saved dataset folder or hub name")
     p.add_argument("--out", required=True, help="output folder")
     c = p.add_argument_group("corpus")
@@ -50,110 +52,74 @@ def add_parser(subparsers: Any) -> None:
     r.add_argument("--compute-dtype", default=None, help="SAE GEMM dtype, e.g. bfloat16 on GPU")
     r.add_argument("--no-contexts", action="store_true", help="do not keep the token ids of top contexts")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_plan_args(p)
     p.set_defaults(run=run)
 
 
-def _txt_documents(path: Path, split: str) -> Iterator[str]:
-    with open(path, encoding="utf-8") as fh:
-        if split == "line":
-            for line in fh:
-                if line.strip():
-                    yield line.rstrip("\n")
-            return
-        block: list[str] = []
-        for line in fh:
-            if line.strip():
-                block.append(line.rstrip("\n"))
-            elif block:
-                yield "\n".join(block)
-                block = []
-        if block:
-            yield "\n".join(block)
+def plan_run(args: argparse.Namespace, sae: Any, device: str) -> bool:
+    """With ``--plan``: print the pass's memory plan and return True (the command exits). Otherwise raise PlanError
+    when a batch cannot fit the device, before anything is written; False when the run may go on."""
+    from interp_sot.plan import plan_stats
 
-
-def open_corpus(spec: str, split: str = "train", txt_split: str = "line") -> Any:
-    """An iterable of documents for ``--corpus`` (see the module docstring)."""
-    path = Path(spec).expanduser()
-    name = path.name.lower()
-    if path.is_file():
-        if name.endswith(".txt"):
-            return _txt_documents(path, txt_split)
-        if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-            from interp_sot.io import iter_jsonl
-
-            return iter_jsonl(path)
-        import datasets
-
-        for suffix, builder in ((".parquet", "parquet"), (".csv", "csv"), (".json", "json")):
-            if name.endswith(suffix):
-                return datasets.load_dataset(builder, data_files=str(path), split="train")
-        raise ValueError(f"--corpus {path}: unknown file type (use .txt, .jsonl, .jsonl.gz, .parquet, .csv, .json)")
-    import datasets
-
-    if path.is_dir():
-        ds = datasets.load_from_disk(str(path))
-        return ds[split] if isinstance(ds, datasets.DatasetDict) else ds
-    if spec.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"--corpus {spec}: no such file or folder")
-    return datasets.load_dataset(spec, split=split, streaming=True)
+    resident = sum(t.numel() * t.element_size() for t in sae.state_dict().values())  # the SAE is already there
+    available = device_bytes(args, device, resident_bytes=resident)
+    if not args.plan and available is None:
+        return False  # nothing to check against
+    if args.plan and args.max_tokens is None:
+        raise SystemExit("--plan needs --max-tokens (the corpus is not read to count its tokens)")
+    shape, dtype = model_shape(args.model, args.dtype)
+    plan = plan_stats(shape, tokens=args.max_tokens or args.batch_tokens, batch_tokens=args.batch_tokens,
+                      d_sae=int(sae.cfg.d_sae), chunk_size=args.chunk_size, dtype=dtype, device_bytes=available)
+    return show_or_require_fit(args, plan, f"{args.model} ({shape.n_params:,} parameters, {dtype}), SAE with "
+                               f"{int(sae.cfg.d_sae):,} features")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from interp_sot.features.collect import CollectConfig, collect
-    from interp_sot.features.distributed import collect_distributed, init_from_env, launched_by_torchrun
-    from interp_sot.features.sae import load_sae
+    from interp_sot.corpora.reader import open_corpus
+    from interp_sot.features.collect import CollectConfig
+    from interp_sot.features.distributed import init_from_env, launched_by_torchrun
+    from interp_sot.features.sae import check_sae_layer, load_sae
     from interp_sot.models import load_model
+    from interp_sot.stages.identity import model_identity, sae_identity, source_identity
+    from interp_sot.stages.rundir import begin_stage
+    from interp_sot.stages.stats import STAGE, StatsConfig, stats_stage
 
-    distributed = launched_by_torchrun()
-    if distributed:
-        device = str(init_from_env())
-    else:
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(args.out)
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    model, tokenizer = load_model(args.model, dtype=dtype, device=device)
-    sae = load_sae(args.sae, args.sae_id, device=device)
-    config = CollectConfig(
+    config = StatsConfig(layer=args.layer, collect=CollectConfig(
         batch_tokens=args.batch_tokens, max_length=args.max_length, chunk_size=args.chunk_size, top_k=args.top_k,
         first_n=args.first_n, onset_n=args.onset_n, text_field=args.text_field,
         metadata_fields=tuple(args.metadata_field), keep_contexts=not args.no_contexts,
         checkpoint_every=args.checkpoint_every, max_tokens=args.max_tokens, compute_dtype=args.compute_dtype,
         progress=not args.no_progress,
-    )
-    corpus = open_corpus(args.corpus, args.split, args.txt_split)
-    if distributed:
-        import torch.distributed as dist
-
-        stats = collect_distributed(model, tokenizer, corpus, args.layer, sae, config,
-                                    checkpoint_dir=out / "checkpoint")
-        if dist.get_rank() != 0:
-            return 0
+    ))
+    # everything cheap first: inputs exist, the output folder is usable and holds no other run, the SAE's layer
+    inputs = {"model": model_identity(args.model), "sae": sae_identity(args.sae, args.sae_id),
+              "corpus": source_identity(args.corpus, args.split)}
+    if launched_by_torchrun():
+        device = str(init_from_env())
     else:
-        stats = collect(model, tokenizer, corpus, args.layer, sae, config, checkpoint_dir=out / "checkpoint")
-    stats.info.update({"model": args.model, "sae": args.sae, "sae_id": args.sae_id, "corpus": args.corpus})
-    stats.save(out)
-    table_path = write_table(stats.to_frame(), out / "features")
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    sae = load_sae(args.sae, args.sae_id, device=device)
+    check_sae_layer(sae, args.layer, allow_mismatch=args.allow_layer_mismatch)
+    if plan_run(args, sae, device):  # before begin_stage: --batch-tokens is part of the run's identity
+        return 0
+    if not launched_by_torchrun():  # under torchrun the stage lets rank 0 alone claim the folder
+        begin_stage(args.out, STAGE, config.identity(), inputs)
+    corpus = open_corpus(args.corpus, args.split, args.txt_split)
+    try:
+        model, tokenizer = load_model(args.model, dtype=getattr(torch, args.dtype) if args.dtype else None,
+                                      device=device)
+    except OSError as err:
+        raise model_not_found(args.model, err) from err
+    info = {"model": args.model, "sae": args.sae, "sae_id": args.sae_id, "corpus": args.corpus}
+    result = stats_stage(model, tokenizer, sae, corpus, config, args.out, inputs=inputs, info=info,
+                         allow_layer_mismatch=args.allow_layer_mismatch)
+    if result is None:  # a non-zero rank of a torchrun job
+        return 0
+    stats = result.stats
     fired = int((stats.fire_count > 0).sum())
-    print(f"{stats.n_tokens} tokens, {fired}/{stats.d_sae} features fired; wrote {out} ({table_path.name})")
+    print(f"{stats.n_tokens} tokens, {fired}/{stats.d_sae} features fired; wrote {result.out} ({result.table.name})")
     if int(stats.nonfinite_count.sum()):
         print(f"warning: {int(stats.nonfinite_count.sum())} NaN/inf activations were counted and left out")
     return 0
-
-
-def write_table(frame: Any, stem: Path) -> Path:
-    """Parquet when pyarrow is installed, else CSV; written atomically."""
-    from interp_sot.io import atomic_path
-
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        target = stem.with_suffix(".csv")
-        with atomic_path(target) as tmp:
-            frame.to_csv(tmp, index=False)
-        return target
-    target = stem.with_suffix(".parquet")
-    with atomic_path(target) as tmp:
-        frame.to_parquet(tmp, index=False)
-    return target

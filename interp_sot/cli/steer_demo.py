@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "Using the numbers 3, 7 and 8, create an equation that equals 29. Think out loud."
 # Small contrast sets for the SAE-free default direction: conversational turn-taking vs expository prose.
-CONVERSATIONAL = [
+CONVERSATIONAL_TEXTS = [
     "Oh! Wait, I think I see what you mean now.",
     "Hmm, are you sure? Let me ask you something first.",
     "Oh, right, that makes sense. But what about the other case?",
@@ -25,7 +25,7 @@ CONVERSATIONAL = [
     "Oh I see! So you're saying we should try it again?",
     "Hold on, let's check that together. Do you agree?",
 ]
-EXPOSITORY = [
+EXPOSITORY_TEXTS = [
     "The mitochondrion is the organelle responsible for cellular respiration.",
     "Photosynthesis converts light energy into chemical energy stored in glucose.",
     "The treaty was signed in 1648 and ended the Thirty Years' War.",
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     import torch
 
-    from interp_sot.io import atomic_path
+    from interp_sot.io import write_frame
     from interp_sot.models import load_model
     from interp_sot.steering import (
         load_direction,
@@ -86,13 +86,13 @@ def run(args: argparse.Namespace) -> int:
         direction = load_direction(args.direction)
         source = args.direction
     else:
-        direction = mean_difference_direction(model, tokenizer, CONVERSATIONAL, EXPOSITORY, args.layer)
+        direction = mean_difference_direction(model, tokenizer, CONVERSATIONAL_TEXTS, EXPOSITORY_TEXTS, args.layer)
         source = "mean difference conversational - expository"
     if direction.ndim != 1:
         raise SystemExit(f"--direction: the demo steers one direction [d_model], got shape {tuple(direction.shape)}")
     norm = args.direction_norm
     if norm is None:
-        norm = 0.1 * median_residual_norm(model, tokenizer, CONVERSATIONAL + EXPOSITORY, args.layer)
+        norm = 0.1 * median_residual_norm(model, tokenizer, CONVERSATIONAL_TEXTS + EXPOSITORY_TEXTS, args.layer)
     if not norm > 0:
         raise SystemExit("--direction-norm must be positive")
     direction = direction / direction.norm() * norm
@@ -112,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
     table = pd.DataFrame({"strength": strengths, "completion": [c.strip() for c in completions]})
     table["layer"], table["scope"], table["direction"] = args.layer, args.scope, source
-    with atomic_path(out_dir / "steering_demo.csv") as tmp:
-        table.to_csv(tmp, index=False)
+    write_frame(table, out_dir / "steering_demo.csv")
 
     print(f"\nSteering {args.model} at layer {args.layer} ({source}); {len(strengths)} strengths in one batch, "
           f"{elapsed:.1f} s\nPrompt: {args.prompt}\n")

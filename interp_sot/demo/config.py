@@ -1,12 +1,32 @@
-"""Settings of the demo run; the defaults fit in 15 minutes on 2 CPU cores (measured, see README)."""
+"""Settings of the demo run; the defaults should fit in 15 minutes on 2 CPU cores.
+
+Budget of the defaults (generated tokens; the README records measured times): dose 8 prompts x 9 strengths x 64 =
+4,608; sweep 48 problems x 5 strengths x 64 = 15,360; matched controls 4 + 4 features x 4 norms x 4 problems x 64 =
+8,192; the measure stage then runs one teacher-forced pass per trace (368 traces of ~185 tokens) and re-encodes the
+sweep's 240 traces with the SAE. Power comes from the number of problems, so tokens per trace are kept short.
+Estimate (not a measurement): a SmolLM2 generate step at batch <= 80 took ~1 s on 2 quiet cores (the previous
+demo: 256 steps in 264 s), so 1 + 3 + 2 generate calls of 64 steps ~ 7 min, teacher-forced scoring ~3 min,
+load + statistics ~3 min: ~13-14 min in all.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-# Average layer-15 residual norm of DeepSeek-R1-Distill-Llama-8B (Llama Scope's dataset-wise normalisation,
-# REFERENCE.md). The paper's strengths are read in that stream's units.
-PAPER_RESIDUAL_NORM = 11.5746
+if TYPE_CHECKING:  # the stage configs import torch/pandas; `interp-sot --help` reads this module's defaults
+    from interp_sot.experiments.dose import DoseConfig
+    from interp_sot.experiments.sweep import SweepConfig
+    from interp_sot.stages.analyze import AnalyzeConfig
+    from interp_sot.stages.controls import ControlsConfig
+    from interp_sot.stages.measure import MeasureConfig
+    from interp_sot.stages.pick import PickConfig
+    from interp_sot.stages.report import ReportConfig
+    from interp_sot.stages.screen import ScreenConfig
+    from interp_sot.stages.stats import StatsConfig
+
+ControlMode = Literal["matched", "max_act"]
+"""How the demo's control features are steered (``DemoConfig.control_mode``)."""
 
 
 @dataclass
@@ -25,23 +45,33 @@ class DemoConfig:
     """Conversation-ratio judge: ``"labels"`` (document labels, no model calls), ``"heuristic"``, or a judge spec."""
     min_contexts: int = 20
     """A feature needs this many judged top contexts to be picked (small corpora give many 1.0 ratios)."""
-    strengths: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0)
-    """Steering strengths of the picked feature (the paper's five)."""
-    reference_norm: float = PAPER_RESIDUAL_NORM
-    """Strength units: strength s adds a vector of norm ``s * median_norm / reference_norm`` along the feature's
-    decoder direction, where median_norm is this model's median residual norm at ``layer`` on the prompts.
-    With the default, s is the same share of the residual stream as a unit-norm strength s on the paper's
-    model (whose layer-15 norm averages 11.57); the paper does not publish its units."""
-    n_problems: int = 32
-    """Countdown problems in the sweep (seeded generator)."""
-    n_controls: int = 8
+    strengths: tuple[float, ...] | None = None
+    """Steering strengths of the picked feature in ``resid`` units (s = added norm / median residual norm at
+    ``layer``); None: ``n_strengths`` spread over the coherent range the dose stage finds. Given strengths must
+    hold 0 and lie inside that range (the run refuses others: beyond it the model writes broken text)."""
+    n_strengths: int = 5
+    """Strengths (0 included) spread over the coherent range when ``strengths`` is None."""
+    dose_ratios: tuple[float, ...] = (-0.3, -0.2, -0.15, -0.1, 0.0, 0.1, 0.15, 0.2, 0.3)
+    """Candidate strengths of the dose pre-sweep (resid units; SmolLM2's text breaks near 0.2 of the norm)."""
+    dose_prompts: int = 8
+    """Prompts of the dose pre-sweep (the first problems of the sweep)."""
+    dose_tokens: int = 64
+    """Generated tokens per dose trace."""
+    tolerance: float = 0.25
+    """Coherent: the mean unsteered log-prob drops by at most this much (nats/token) against s = 0."""
+    n_problems: int = 48
+    """Countdown problems in the sweep (seeded generator); the demo's power comes from here."""
+    n_controls: int = 4
     """Random control features per group (conversational / non-conversational)."""
-    control_problems: int = 8
-    """Problems per control feature."""
+    control_problems: int = 4
+    """Problems per control feature (and per matched norm)."""
+    control_mode: ControlMode = "matched"
+    """``matched``: each control at the picked feature's added-vector norm at every non-zero strength (like with
+    like); ``max_act``: the paper's ``control_factor`` x its max activation (SAE units)."""
     control_factor: float = 2.0
-    """Control strength = factor x the feature's max activation on the screening corpus (SAE units; paper: 2)."""
-    max_new_tokens: int = 128
-    """Generated tokens per trace."""
+    """``max_act`` mode: control strength = factor x the feature's max activation on the screening corpus."""
+    max_new_tokens: int = 64
+    """Generated tokens per trace (fewer tokens, more problems: power comes from the number of problems)."""
     temperature: float = 0.6
     """Sampling temperature (paper reproduction: 0.6, top-p 0.95)."""
     top_p: float = 0.95
@@ -54,12 +84,76 @@ class DemoConfig:
     """Bootstrap resamples for the report's intervals."""
 
     def __post_init__(self) -> None:
-        if 0.0 not in self.strengths:
+        if self.strengths is not None and 0.0 not in self.strengths:
             raise ValueError(f"strengths must include 0 (the unsteered baseline), got {self.strengths}")
-        for name in ("n_problems", "n_controls", "control_problems", "max_new_tokens", "batch_size", "min_contexts"):
+        for name in ("n_problems", "n_controls", "control_problems", "max_new_tokens", "batch_size", "min_contexts",
+                     "n_strengths", "dose_prompts", "dose_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.reference_norm <= 0 or self.control_factor <= 0:
-            raise ValueError("reference_norm and control_factor must be positive")
+        if self.control_factor <= 0:
+            raise ValueError("control_factor must be positive")
+        if self.control_mode not in ("matched", "max_act"):
+            raise ValueError(f"control_mode must be 'matched' or 'max_act', got {self.control_mode!r}")
+        if not self.tolerance > 0:  # (DoseConfig checks the rest; importing it here would load torch on --help)
+            raise ValueError(f"tolerance must be a finite number > 0 (nats/token), got {self.tolerance}")
+        if 0.0 not in self.dose_ratios:
+            raise ValueError(f"dose_ratios must include 0 (the unsteered baseline), got {self.dose_ratios}")
         if not 0 < self.top_p <= 1 or self.temperature <= 0:
             raise ValueError("need temperature > 0 and 0 < top_p <= 1")
+
+    # -- the stage configs the demo runs with (imported here so that --help stays free of torch) -------------
+    def stats_config(self) -> StatsConfig:
+        from interp_sot.features.collect import CollectConfig
+        from interp_sot.stages.stats import StatsConfig
+
+        return StatsConfig(self.layer, CollectConfig(max_length=256, batch_tokens=4096,
+                                                     metadata_fields=("conversational", "source")))
+
+    def screen_config(self) -> ScreenConfig:
+        from interp_sot.stages.screen import ScreenConfig
+
+        return ScreenConfig(judge=self.judge)
+
+    def pick_config(self) -> PickConfig:
+        from interp_sot.stages.pick import PickConfig
+
+        return PickConfig(min_contexts=self.min_contexts)
+
+    def sweep_config(self) -> SweepConfig:
+        from interp_sot.experiments import GenerationSettings, SweepConfig
+
+        gen = GenerationSettings(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
+                                 do_sample=True, seed=self.seed)
+        return SweepConfig(layer=self.layer, generation=gen, prompt_style="chat", batch_size=self.batch_size)
+
+    def controls_config(self, exclude: tuple[int, ...], norms: tuple[float, ...] = ()) -> ControlsConfig:
+        """``norms``: the picked feature's signed added norms (``matched`` mode)."""
+        from interp_sot.stages.controls import ControlsConfig
+
+        matched = self.control_mode == "matched"
+        return ControlsConfig(n_controls=self.n_controls, seed=self.seed, strength_factor=self.control_factor,
+                              exclude=exclude, problems_per_feature=self.control_problems, mode=self.control_mode,
+                              matched_norms=norms if matched else ())
+
+    def dose_config(self) -> DoseConfig:
+        from interp_sot.experiments.dose import DoseConfig
+
+        return DoseConfig(layer=self.layer, ratios=self.dose_ratios, tolerance=self.tolerance,
+                          max_new_tokens=self.dose_tokens, temperature=self.temperature, top_p=self.top_p,
+                          seed=self.seed, batch_size=self.batch_size, add_special_tokens=False)  # chat prompts
+
+    def measure_config(self, diversity: bool = True) -> MeasureConfig:
+        from interp_sot.stages.measure import MeasureConfig
+
+        return MeasureConfig(layer=self.layer, diversity=diversity)
+
+    def report_config(self) -> ReportConfig:
+        from interp_sot.stages.report import ReportConfig
+
+        return ReportConfig(n_boot=self.n_boot, seed=self.seed)
+
+    def analyze_config(self) -> AnalyzeConfig:
+        """Every outcome that varies is fitted; one that cannot be (constant, too few problems) is listed."""
+        from interp_sot.stages.analyze import AnalyzeConfig
+
+        return AnalyzeConfig(mediators=(), control_outcomes=None, on_unfittable="skip", plot=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from interp_sot.analysis.plots import draw_accuracy
 from interp_sot.io import atomic_path
 from interp_sot.screening.pick import Pick
 
@@ -57,9 +58,7 @@ def plot_demo(table: pd.DataFrame, pick: Pick, accuracy: pd.DataFrame, behaviour
     ax.legend(fontsize=8)
 
     ax = axes[1, 0]
-    a = accuracy.sort_values("strength")
-    ax.errorbar(a["strength"], a["accuracy"], yerr=[a["accuracy"] - a["ci_low"], a["ci_high"] - a["accuracy"]],
-                marker="o", capsize=3)
+    draw_accuracy(ax, accuracy)
     ax.set(xlabel="steering strength", ylabel="Countdown accuracy (95% Wilson CI)", ylim=(-0.02, 1),
            title="3. Accuracy under steering")
 

@@ -1,9 +1,12 @@
-"""The demo's stages, each a thin call into the library, writing into one run directory.
+"""The demo: the stage functions of :mod:`interp_sot.stages` called in order with the demo's defaults.
 
-Layout: ``stats/`` (FeatureStats + contexts + features table), ``screen/`` (screening table), ``pick.json``,
-``steer/`` (sweep.jsonl + report/), ``controls/`` (controls.jsonl + report/), ``analysis/`` (regressions),
-``report.md``, ``demo.png`` and ``timings.json``. Statistics and both generation stages checkpoint, so a rerun
-with the same settings resumes instead of starting over.
+Layout of the run directory: ``stats/``, ``screen/``, ``pick/``, ``dose/`` (the coherent strength range),
+``steer/`` (+ ``steer/report/``; strengths spread over that range), ``controls/`` (+ ``controls/report/``; matched
+norms), the ``measure`` stage's sidecars in ``steer/`` and ``controls/`` (coherence, SAE feature totals; bookkeeping
+in ``*/measures/``), ``analysis/`` (one stage each, see docs/architecture.md), then
+``site/`` (the feature browser, :func:`interp_sot.browser.write_browser`), ``report.md``, ``demo.png``,
+``config.json`` and ``timings.json``. Every stage resumes when rerun with the same
+settings and refuses other settings, so a rerun of the same command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import pandas as pd
 import torch
 
 from interp_sot.demo.config import DemoConfig
+from interp_sot.experiments.dose import DoseResult
 from interp_sot.io import atomic_write_json
-from interp_sot.screening.pick import Pick, pick_feature
+from interp_sot.screening.pick import Pick
 
 log = logging.getLogger(__name__)
 
@@ -61,143 +64,91 @@ def _corpus(cfg: DemoConfig) -> list[dict[str, Any]]:
     return records
 
 
-def stage_stats(model: Any, tokenizer: Any, sae: Any, cfg: DemoConfig, out: Path) -> Any:
-    """Fused statistics of every feature over the screening corpus (resumes from ``stats/checkpoint``)."""
-    from interp_sot.features.collect import CollectConfig, collect
+def sweep_strengths(cfg: DemoConfig, dose: DoseResult) -> list[float]:
+    """The sweep's strengths: ``cfg.strengths`` or ``cfg.n_strengths`` over the coherent range; never outside it."""
+    from interp_sot.experiments.dose import auto_strengths
 
-    collect_cfg = CollectConfig(max_length=256, batch_tokens=4096, metadata_fields=("conversational", "source"))
-    stats = collect(model, tokenizer, _corpus(cfg), cfg.layer, sae, collect_cfg,
-                    checkpoint_dir=out / "stats" / "checkpoint")
-    stats.info.update({"model": cfg.model, "sae": cfg.sae or "shipped", "corpus": cfg.corpus or "shipped"})
-    stats.save(out / "stats")
-    return stats
-
-
-def stage_screen(stats: Any, tokenizer: Any, cfg: DemoConfig, out: Path) -> pd.DataFrame:
-    """Conversation ratio from document labels (or a judge) and the two-criterion filter for every feature."""
-    from interp_sot.screening.pick import source_counts
-    from interp_sot.screening.screen import save_table, screen
-
-    contexts = stats.contexts
-    if cfg.judge == "labels":
-        table = screen(stats, doc_labels=contexts.sequence_labels("conversational"))
-    else:
-        from interp_sot.judging.spec import make_judge
-
-        table = screen(stats, judge=make_judge(cfg.judge), work_dir=out / "screen",
-                       render=lambda seq, pos: contexts.render(seq, pos, tokenizer=tokenizer))
-    try:
-        table["n_sources"] = source_counts(stats)
-    except KeyError:
-        log.info("the corpus has no 'source' field: the pick cannot prefer source-general features")
-    save_table(table, out / "screen")
-    return table
-
-
-def stage_pick(stats: Any, table: pd.DataFrame, tokenizer: Any, cfg: DemoConfig, out: Path) -> tuple[Pick, list[str]]:
-    """The feature to steer, and its top contexts as text (for the report)."""
-    import numpy as np
-
-    from interp_sot.screening.conversation_ratio import top_contexts
-
-    pick = pick_feature(table, cfg.min_contexts)
-    seq, pos, valid = top_contexts(stats, np.asarray([pick.feature]), 8)
-    texts = [stats.contexts.render(int(s), int(p), before=24, after=4, tokenizer=tokenizer)
-             for s, p, ok in zip(seq[0], pos[0], valid[0], strict=True) if ok]
-    atomic_write_json(out / "pick.json", {**pick._asdict(), "top_contexts": texts, "min_contexts": cfg.min_contexts})
-    log.info("picked feature %d (ratio %.2f, onset share %.2f, %d contexts; %d candidates)", pick.feature,
-             pick.conversation_ratio, pick.position_share, pick.n_contexts, pick.n_candidates)
-    return pick, texts
-
-
-def _sweep_config(cfg: DemoConfig) -> Any:
-    from interp_sot.experiments import GenerationSettings, SweepConfig
-
-    gen = GenerationSettings(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                             do_sample=True, seed=cfg.seed)
-    return SweepConfig(layer=cfg.layer, generation=gen, prompt_style="chat", batch_size=cfg.batch_size)
-
-
-def strength_scale(model: Any, tokenizer: Any, problems: list[Any], cfg: DemoConfig) -> float:
-    """Norm of one strength unit: this model's median residual norm on the prompts / ``cfg.reference_norm``."""
-    from interp_sot.steering import median_residual_norm
-    from interp_sot.tasks.countdown.prompts import build_prompt
-
-    prompts = [build_prompt(p, "chat", tokenizer) for p in problems[:16]]
-    return median_residual_norm(model, tokenizer, prompts, cfg.layer) / cfg.reference_norm
-
-
-def stage_steer(model: Any, tokenizer: Any, sae: Any, pick: Pick, problems: list[Any], cfg: DemoConfig,
-                out: Path) -> tuple[list[Any], float]:
-    """The picked feature at every strength on every problem, one batched sweep; returns records and unit norm."""
-    from interp_sot.experiments import run_sweep
-    from interp_sot.experiments.report import write_report
-    from interp_sot.steering import feature_direction, save_direction
-
-    unit = strength_scale(model, tokenizer, problems, cfg)
-    direction = feature_direction(sae, pick.feature, norm="unit") * unit
-    save_direction(out / "steer" / "direction.safetensors", direction, feature=str(pick.feature),
-                   layer=str(cfg.layer), unit_norm=repr(unit))
-    records = run_sweep(model, tokenizer, problems, {pick.feature: direction}, list(cfg.strengths),
-                        config=_sweep_config(cfg), out_path=out / "steer" / "sweep.jsonl")
-    write_report(records, out / "steer" / "report", n_boot=cfg.n_boot, seed=cfg.seed)
-    return records, unit
-
-
-def stage_controls(model: Any, tokenizer: Any, sae: Any, table: pd.DataFrame, pick: Pick, problems: list[Any],
-                   cfg: DemoConfig, out: Path) -> list[Any]:
-    """Random conversational vs non-conversational features at ``control_factor`` x their max activation."""
-    from interp_sot.experiments import control_features, run_controls
-    from interp_sot.experiments.report import write_report
-    from interp_sot.screening.controls import control_strength, sample_controls
-    from interp_sot.steering import feature_direction
-
-    controls = []
-    for kind in ("conversational", "non_conversational"):
-        ids = sample_controls(table.reset_index(drop=True), cfg.n_controls, kind, seed=cfg.seed,  # type: ignore[arg-type]
-                              exclude=[pick.feature])
-        strengths = control_strength(table, ids, factor=cfg.control_factor)
-        controls += control_features([int(i) for i in ids], [float(s) for s in strengths], kind)
-    atomic_write_json(out / "controls" / "controls.json", [c.__dict__ for c in controls])
-    ids = [int(c.feature) for c in controls]
-    table_dirs = feature_direction(sae, ids, norm="sae")
-    directions = {f: table_dirs[i] for i, f in enumerate(ids)}
-    records = run_controls(model, tokenizer, controls, problems, directions, config=_sweep_config(cfg),
-                           problems_per_feature=cfg.control_problems, seed=cfg.seed,
-                           out_path=out / "controls" / "controls.jsonl")
-    write_report(records, out / "controls" / "report", n_boot=cfg.n_boot, seed=cfg.seed)
-    return records
+    if cfg.strengths is None:
+        return auto_strengths(dose, cfg.n_strengths)
+    outside = [s for s in cfg.strengths if not dose.negative - 1e-9 <= s <= dose.positive + 1e-9]
+    if outside:
+        raise ValueError(f"strengths {outside} lie outside the coherent range [{dose.negative:g}, {dose.positive:g}] "
+                         f"the dose stage found (tolerance {dose.tolerance:g} nats/token); the model writes broken "
+                         "text there. Leave --strengths out to sweep inside the range")
+    return sorted(cfg.strengths)
 
 
 def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
     """Run every stage into ``out`` (see the module docstring); a rerun resumes the long stages."""
-    from interp_sot.data import embedded_sae_path
-    from interp_sot.demo.analysis import stage_analysis
-    from interp_sot.demo.report import write_demo_report
+    from interp_sot.browser import write_browser
+    from interp_sot.data import embedded_sae_path, screening_corpus_path
+    from interp_sot.demo.report import SITE, write_demo_report
     from interp_sot.features.sae import load_sae
     from interp_sot.models import load_model
+    from interp_sot.stages.analyze import analyze_stage
+    from interp_sot.stages.controls import controls_stage, matched_norms, sample_control_features
+    from interp_sot.stages.dose import dose_stage
+    from interp_sot.stages.identity import model_identity, path_identity
+    from interp_sot.stages.measure import measure_stage
+    from interp_sot.stages.pick import pick_stage
+    from interp_sot.stages.report import report_stage
+    from interp_sot.stages.screen import screen_stage
+    from interp_sot.stages.stats import stats_stage
+    from interp_sot.stages.steer import steer_stage
+    from interp_sot.stages.strengths import directions_of, feature_scales, run_prompts, units_record
     from interp_sot.tasks.countdown import generate_problems
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", asdict(cfg))
+    names = {"model": cfg.model, "sae": cfg.sae or "shipped", "corpus": cfg.corpus or "shipped"}
+    sae_path = Path(cfg.sae) if cfg.sae else embedded_sae_path()
+    inputs = {"model": model_identity(cfg.model), "sae": path_identity(sae_path),
+              "corpus": path_identity(cfg.corpus or screening_corpus_path())}
     timings: dict[str, float] = {}
     with _timed("load", timings, out):
         model, tokenizer = load_model(cfg.model)
-        # fp32 on CPU: the shipped weights are fp16, and CPUs have no fast fp16 GEMM
-        sae = load_sae(Path(cfg.sae) if cfg.sae else embedded_sae_path(), dtype="float32")
+        sae = load_sae(sae_path)  # fp16 weights compute in fp32 on the CPU
     with _timed("stats", timings, out), torch.no_grad():
-        stats = stage_stats(model, tokenizer, sae, cfg, out)
+        stats_result = stats_stage(model, tokenizer, sae, _corpus(cfg), cfg.stats_config(), out / "stats",
+                                   inputs=inputs, info=names)
+        assert stats_result is not None  # the demo never runs under torchrun
+        stats = stats_result.stats
     with _timed("screen", timings, out):
-        table = stage_screen(stats, tokenizer, cfg, out)
-        pick, contexts = stage_pick(stats, table, tokenizer, cfg, out)
+        table = screen_stage(stats, cfg.screen_config(), out / "screen", tokenizer=tokenizer, inputs=inputs).table
+        pick, contexts = pick_stage(stats, table, cfg.pick_config(), out / "pick", tokenizer=tokenizer, inputs=inputs)
     problems = generate_problems(cfg.n_problems, seed=cfg.seed)
+    sweep = cfg.sweep_config()
+    with _timed("dose", timings, out):  # the coherent range, in resid units (s = added norm / residual norm)
+        prompts = run_prompts(problems[: cfg.dose_prompts], "chat", tokenizer, n=None)
+        dose = dose_stage(model, tokenizer, sae, pick.feature, prompts, cfg.dose_config(), out / "dose",
+                          units="resid", inputs=inputs)
+        strengths = sweep_strengths(cfg, dose)
     with _timed("steer", timings, out):
-        steer_records, unit = stage_steer(model, tokenizer, sae, pick, problems, cfg, out)
+        scale = feature_scales(sae, [pick.feature], "resid", residual=dose.residual_norm)
+        steered = steer_stage(model, tokenizer, problems, directions_of(scale), strengths, sweep, out / "steer",
+                              inputs=inputs, strength_units=units_record(scale, strengths))
+        report_stage(steered.records, cfg.report_config(), out / "steer" / "report")
     with _timed("controls", timings, out):
-        control_records = stage_controls(model, tokenizer, sae, table, pick, problems, cfg, out)
+        ctrl_cfg = cfg.controls_config((pick.feature,), matched_norms(scale[pick.feature], strengths))
+        controls = sample_control_features(table, ctrl_cfg)
+        per_feature: dict[int, list[float]] = {}
+        for c in controls:
+            per_feature.setdefault(int(c.feature), []).append(c.strength)
+        ctrl_scales = feature_scales(sae, list(per_feature), "unit" if cfg.control_mode == "matched" else "sae",
+                                     residual=dose.residual_norm)
+        ran = controls_stage(model, tokenizer, controls, problems, directions_of(ctrl_scales), sweep, ctrl_cfg,
+                             out / "controls", inputs=inputs, strength_units=units_record(ctrl_scales, per_feature))
+        report_stage(ran.records, cfg.report_config(), out / "controls" / "report")
+    with _timed("measure", timings, out):  # coherence of every trace; SAE diversity of the sweep's traces
+        measure_stage(model, tokenizer, sae, out / "steer", cfg.measure_config(), inputs=inputs)
+        measure_stage(model, tokenizer, sae, out / "controls", cfg.measure_config(diversity=False), inputs=inputs)
     with _timed("analysis", timings, out):
-        analysis = stage_analysis(steer_records, control_records, out / "analysis")
+        analysis = analyze_stage(out / "steer", cfg.analyze_config(), out / "analysis", controls=out / "controls",
+                                 screen=out / "screen")
+    with _timed("browser", timings, out):  # what `interp-sot browse` writes for this run directory
+        write_browser(stats, screen=out / "screen", sweep=[out / "steer", out / "controls"], out=out / SITE,
+                      tokenizer=tokenizer)
     with _timed("report", timings, out):
-        report, figure = write_demo_report(out, cfg, table, pick, contexts, unit, analysis, timings)
+        report, figure = write_demo_report(out, cfg, table, pick, contexts, dose, strengths, analysis, timings)
     return DemoResult(out, pick, timings, report, figure)

@@ -1,4 +1,4 @@
-"""Steering experiments on Countdown: sweeps, control runs and their reports."""
+"""Steering experiments on Countdown: sweeps and control runs (their statistics live in ``interp_sot.analysis``)."""
 
 from interp_sot.experiments.controls import (
     ControlFeature,
@@ -8,7 +8,6 @@ from interp_sot.experiments.controls import (
     run_controls,
 )
 from interp_sot.experiments.records import RowSpec, SweepRecord, row_key
-from interp_sot.experiments.report import write_report
 from interp_sot.experiments.sweep import GenerationSettings, SweepConfig, run_rows, run_sweep, sweep_rows
 
 __all__ = [
@@ -25,5 +24,4 @@ __all__ = [
     "run_rows",
     "run_sweep",
     "sweep_rows",
-    "write_report",
 ]

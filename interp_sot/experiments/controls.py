@@ -20,10 +20,6 @@ from interp_sot.experiments.records import FeatureId, RowSpec, SweepRecord, norm
 from interp_sot.experiments.sweep import SweepConfig, run_rows
 from interp_sot.tasks.countdown.problems import CountdownProblem
 
-CONVERSATIONAL = "conversational"
-NON_CONVERSATIONAL = "non_conversational"
-CONTROL_GROUPS: tuple[str, ...] = (CONVERSATIONAL, NON_CONVERSATIONAL)
-
 
 @dataclass(frozen=True)
 class ControlFeature:
@@ -31,7 +27,7 @@ class ControlFeature:
 
     feature: FeatureId
     strength: float
-    """Steering strength (paper: 2 x max observed activation, in SAE units: use ``norm="sae"`` directions)."""
+    """Steering strength (paper: 2 x max observed activation, in SAE units: use ``units="sae"`` directions)."""
     group: str
     """``"conversational"`` or ``"non_conversational"`` (other labels are allowed and reported as given)."""
 
@@ -96,10 +92,10 @@ def control_rows(
     A feature's draw depends only on ``seed`` and the feature id, so adding features never changes the problems of
     the others. Rows are ordered by problem (then by the features' order) so a batch shares a prompt length.
     """
-    ids = [f.feature for f in features]
+    ids = [(f.feature, f.strength) for f in features]  # a feature may run at several strengths (matched norms)
     if len(set(ids)) != len(ids):
-        dup = sorted({str(f) for f in ids if ids.count(f) > 1})
-        raise ValueError(f"features listed more than once: {dup}")
+        dup = sorted({f"{f}@{s:g}" for f, s in ids if ids.count((f, s)) > 1})
+        raise ValueError(f"features listed more than once at the same strength: {dup}")
     if problems_per_feature < 1:
         raise ValueError(f"problems_per_feature must be >= 1, got {problems_per_feature}")
     if problems_per_feature > len(problems):
@@ -107,12 +103,12 @@ def control_rows(
     order = {p.problem_id: i for i, p in enumerate(problems)}
     if len(order) != len(problems):
         raise ValueError("problem ids are not unique")
-    rows = []
+    rows: list[RowSpec] = []
     for f in features:
         drawn = random.Random(f"{seed}|{f.feature}").sample(list(problems), problems_per_feature)
         rows.extend(RowSpec(f.feature, f.strength, p, f.group) for p in drawn)
-    feat_pos = {f.feature: i for i, f in enumerate(features)}
-    return sorted(rows, key=lambda r: (order[r.problem.problem_id], feat_pos[r.feature]))
+    feat_pos = {(f.feature, f.strength): i for i, f in enumerate(features)}
+    return sorted(rows, key=lambda r: (order[r.problem.problem_id], feat_pos[(r.feature, r.strength)]))
 
 
 def run_controls(

@@ -6,9 +6,11 @@ gets its own direction and strength through one steering hook (``steer`` with ``
 ``[B]`` strength vector), so a whole sweep costs what unsteered batched generation costs.
 
 Resuming: every finished batch is appended to a JSONL log (one fsynced write). A rerun with the same settings
-skips the rows already there; because the rows left to do are batched exactly as before, and each batch is seeded
-from its first row's key, a resumed run reproduces the uninterrupted one (bitwise on the same hardware).
-Changing ``batch_size`` on resume is allowed but changes which rows share a batch, hence the sampled traces.
+skips the rows already there; batches are always formed on the original boundaries (a batch cut short by a torn
+last line is generated again in full and only its missing rows are kept), and each batch is seeded from its first
+row's key, so a resumed run reproduces the uninterrupted one (bitwise on the same hardware). A logged row whose
+problem numbers or direction differ from the row asked for is an error. The ``steer``/``controls`` stages also
+refuse a changed ``batch_size`` (it changes which rows share a batch, hence the sampled traces).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from interp_sot.experiments.records import FeatureId, RowSpec, SweepRecord, direction_fingerprint
 from interp_sot.io import append_jsonl, read_jsonl, truncate_torn_tail
+from interp_sot.tasks.countdown.answers import ANSWER_RULES, AnswerRule
 from interp_sot.tasks.countdown.problems import CountdownProblem
 from interp_sot.tasks.countdown.prompts import PROMPT_STYLES, adds_special_tokens, build_prompt
 from interp_sot.tasks.countdown.scoring import score_completion
@@ -82,6 +85,9 @@ class SweepConfig:
     """Rows per ``generate`` call (mix of strengths/features/problems)."""
     boxed_fallback: bool = False
     """Score the last ``\\boxed{}`` when no ``<answer>`` tag exists (the public reproduction did)."""
+    answer_rule: AnswerRule = "last_tag"
+    """Answer extraction: ``"last_tag"`` (last complete ``<answer>`` anywhere) or ``"tinyzero"`` (TinyZero's rule:
+    last ``<answer>`` on the completion's last line). Part of every record's settings: it decides ``correct``."""
 
     def __post_init__(self) -> None:
         if self.layer < 0:
@@ -90,6 +96,8 @@ class SweepConfig:
             raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.answer_rule not in ANSWER_RULES:
+            raise ValueError(f"answer_rule must be one of {ANSWER_RULES}, got {self.answer_rule!r}")
 
     def settings(self) -> dict[str, Any]:
         """What every record stores and a resumed run must match (``batch_size`` is stored separately)."""
@@ -208,6 +216,18 @@ def _check_resumable(existing: list[dict[str, Any]], settings: dict[str, Any], p
             )
 
 
+def _check_done_row(rec: SweepRecord, row: RowSpec, sha: str, path: Path | None) -> None:
+    """A logged row must be this row: same direction, and the same problem content (not only the same id)."""
+    if rec.direction_sha != sha:
+        raise ValueError(f"{path}: row {row.key} was made with a different direction for feature {row.feature}")
+    if list(rec.nums) != list(row.problem.nums) or rec.target != row.problem.target:
+        raise ValueError(
+            f"{path}: row {row.key} was made for problem {row.problem.problem_id} = {rec.nums} -> {rec.target}, but "
+            f"that problem is now {list(row.problem.nums)} -> {row.problem.target}; the problems changed since "
+            "the run started: use a new output path"
+        )
+
+
 def run_rows(
     model: Any,
     tokenizer: Any,
@@ -220,7 +240,7 @@ def run_rows(
 ) -> list[SweepRecord]:
     """Generate, score and (if ``out_path``) log every row not already logged; returns records in ``rows`` order.
 
-    directions: feature -> [d_model] (e.g. ``feature_direction(sae, i, norm)``); every row's feature needs one.
+    directions: feature -> [d_model] (e.g. ``feature_direction(sae, i, units)``); every row's feature needs one.
     """
     import torch
     from tqdm.auto import tqdm
@@ -248,12 +268,16 @@ def run_rows(
             rec = SweepRecord.from_dict(d)
             done.setdefault(rec.key, rec)
     for r in rows:
-        if r.key in done and done[r.key].direction_sha != shas[r.feature]:
-            raise ValueError(f"{path}: row {r.key} was made with a different direction for feature {r.feature}")
-    todo = [r for r in rows if r.key not in done]
-    logger.info("sweep: %d rows, %d already done, %d to generate", len(rows), len(rows) - len(todo), len(todo))
+        if r.key in done:
+            _check_done_row(done[r.key], r, shas[r.feature], path)
+    n_todo = sum(r.key not in done for r in rows)
+    logger.info("sweep: %d rows, %d already done, %d to generate", len(rows), len(rows) - n_todo, n_todo)
 
-    batches = [todo[i : i + config.batch_size] for i in range(0, len(todo), config.batch_size)]
+    # Batches on the original boundaries, so a resumed run (even after a torn last line) samples every row with
+    # the batch and seed it had in the uninterrupted run; a partly logged batch is generated again in full and
+    # only its missing rows are kept.
+    all_batches = [list(rows[i : i + config.batch_size]) for i in range(0, len(rows), config.batch_size)]
+    batches = [b for b in all_batches if any(r.key not in done for r in b)]
     for batch in tqdm(batches, desc="sweep batches", disable=not progress):
         seed = _batch_seed(config.generation.seed, batch[0].key)
         prompts = [build_prompt(r.problem, config.prompt_style, tokenizer) for r in batch]  # type: ignore[arg-type]
@@ -264,7 +288,7 @@ def run_rows(
         dt = time.perf_counter() - t0
         new_records = []
         for r, prompt, (text, n_p, n_new, reason) in zip(batch, prompts, outputs, strict=True):
-            score = score_completion(text, r.problem, boxed_fallback=config.boxed_fallback)
+            score = score_completion(text, r.problem, boxed_fallback=config.boxed_fallback, rule=config.answer_rule)
             new_records.append(
                 SweepRecord(
                     key=r.key,
@@ -289,6 +313,7 @@ def run_rows(
                     batch_size=config.batch_size,
                 )
             )
+        new_records = [rec for rec in new_records if rec.key not in done]
         if path is not None:
             append_jsonl(path, [rec.to_dict() for rec in new_records])
         for rec in new_records:

@@ -28,7 +28,9 @@ from interp_sot.features.corpus import Document, batch_documents, pad_batch, tok
 from interp_sot.features.encode import DEFAULT_CHUNK, FusedEncoder, encode_stats
 from interp_sot.features.onsets import OnsetRule, OnsetTracker
 from interp_sot.features.sae import load_sae
-from interp_sot.features.stats import FeatureStats, TokenInfo, read_safetensors, write_safetensors
+from interp_sot.features.stats import FeatureStats, TokenInfo
+from interp_sot.io import read_safetensors, write_safetensors
+from interp_sot.layers import residual_width, resolve_layer, unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +158,6 @@ def collect(
     """
     from tqdm.auto import tqdm
 
-    from interp_sot.steering.layers import residual_width, resolve_layer, unwrap
-
     cfg = config or CollectConfig()
     rank, world = shard
     if not 0 <= rank < world:
@@ -222,6 +222,7 @@ def collect(
                     _save_checkpoint(ckpt, stats, docs_done, False, fingerprint)
     finally:
         bar.close()
+    encoder.report_nonfinite()  # one warning for the whole run, not one per batch
     if stats.n_tokens == 0 and not allow_empty:
         raise ValueError("the corpus yielded no tokens to count (empty, or only BOS/padding)")
     stats.prune_contexts()

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from interp_sot.io import read_safetensors, write_safetensors
+
 CONTEXTS_FILE = "contexts.safetensors"
 MARK = "<<{}>>"
 """How :meth:`ContextStore.render` marks the activating token (the judge prompts expect ``<<token>>``)."""
@@ -196,8 +198,6 @@ class ContextStore:
 
     def save(self, path: str | Path) -> Path:
         """Write ``contexts.safetensors`` into ``path`` (a folder) or to ``path`` itself if it ends in .safetensors."""
-        from interp_sot.features.stats import write_safetensors
-
         target = _file(Path(path))
         write_safetensors(target, self.state_tensors(), {"kind": "contexts", **self._header()})
         return target
@@ -208,8 +208,6 @@ class ContextStore:
     @classmethod
     def load(cls, path: str | Path) -> ContextStore:
         """Read a store saved by :meth:`save` (a folder holding ``contexts.safetensors``, or the file)."""
-        from interp_sot.features.stats import read_safetensors
-
         target = _file(Path(path))
         if not target.is_file():
             raise FileNotFoundError(f"no context store at {target}: collect with keep_contexts=True")

@@ -17,9 +17,17 @@ The fused pass (:class:`FusedEncoder`, :func:`encode_stats`) runs one GEMM per c
 via one compare and one ``nonzero``; ``topk`` for TopK SAEs) before handing them to
 :meth:`FeatureStats.update_sparse`. Only that one block (plus a bool mask of the same shape) is ever alive.
 
+On CUDA the encoder runs sync-free by default (``sync_free``): ``nonzero`` makes the host wait for the
+device once per chunk, so instead each block goes to :meth:`FeatureStats.update_dense`, which uses only
+fixed-shape ops (column sums, a per-feature top-k of the block, a fixed-size merge of the top-k table). The
+statistics are the same (counts and top-k bit for bit; float64 sums to ~1e-16). On CPU the sparse path is
+faster, since it touches only the firings.
+
 Non-finite values: a token whose SAE input is non-finite, or large enough that the GEMM could overflow
 (``||x||_1 * max|W_enc| + max|b_enc|`` near the dtype's max), is re-encoded densely; its NaN/inf
-activations are counted per feature in ``nonfinite_count`` and left out of every other statistic.
+activations are counted per feature in ``nonfinite_count`` and left out of every other statistic. The
+encoder counts the affected tokens over the whole run, and :meth:`FusedEncoder.report_nonfinite` logs one
+warning with the totals (``encode_stats`` calls it when it made the encoder itself).
 """
 
 from __future__ import annotations
@@ -57,15 +65,19 @@ def fused_architecture(sae: Any) -> str | None:
 class FusedEncoder:
     """Chunked SAE encoder that yields firings ``(rows, features, values)`` instead of dense blocks."""
 
-    def __init__(self, sae: Any, chunk_size: int = DEFAULT_CHUNK, compute_dtype: torch.dtype | None = None):
+    def __init__(self, sae: Any, chunk_size: int = DEFAULT_CHUNK, compute_dtype: torch.dtype | None = None,
+                 sync_free: bool | None = None):
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         self.sae = sae
         self.chunk_size = chunk_size
         self.arch = fused_architecture(sae)
         self.d_in, self.d_sae = int(sae.cfg.d_in), int(sae.cfg.d_sae)
+        self.sync_free = (sae.W_enc.device.type == "cuda") if sync_free is None else sync_free
+        """Dense fixed-shape accumulation without a host-device sync per chunk (default on CUDA)."""
         self._buf: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
+        self._nonfinite_tokens: torch.Tensor | int = 0
         if self.arch is None:
             logger.info("SAE %s is not fused (architecture/hooks); using sae.encode per chunk", type(sae).__name__)
             return
@@ -138,16 +150,21 @@ class FusedEncoder:
     def firings(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``x: [c, d_in]`` -> (rows, features, values, nonfinite ``[d_sae]`` or None), rows in order."""
         if self.arch is None:
-            return firings(self.sae.encode(x))
+            acts = self.sae.encode(x)
+            out = firings(acts)
+            if out[3] is not None:
+                self._nonfinite_tokens += int((~torch.isfinite(acts)).any(1).sum())
+            return out
         sae_in, pre = self.preacts(x)
         rr = self._risky_rows(sae_in)
         extra = None
         if rr is not None:
-            r_rows, r_feats, r_vals, nonfinite = firings(self.activate(pre[rr].clone()))
+            acts = self.activate(pre[rr].clone())
+            r_rows, r_feats, r_vals, nonfinite = firings(acts)
             extra = (rr[r_rows], r_feats, r_vals)
             pre[rr] = float("-inf")  # no firings from these rows in the main pass
-            logger.warning("%d token(s) with non-finite or overflowing SAE input; %d NaN/inf activations counted",
-                           rr.numel(), int(nonfinite.sum()) if nonfinite is not None else 0)
+            if nonfinite is not None:
+                self._nonfinite_tokens += int((~torch.isfinite(acts)).any(1).sum())
         else:
             nonfinite = None
         if self.arch == "topk":
@@ -170,6 +187,30 @@ class FusedEncoder:
             order = torch.argsort(rows * self.d_sae + feats)
             rows, feats, vals = rows[order], feats[order], vals[order]
         return rows, feats, vals, nonfinite
+
+    @torch.no_grad()
+    def add_dense(self, x: torch.Tensor, tokens: TokenInfo, stats: FeatureStats) -> None:
+        """Encode ``x: [c, d_in]`` and add it to ``stats`` through the sync-free dense path."""
+        _, pre = self.preacts(x)
+        if self.arch == "topk":
+            bad = stats.update_dense(self.activate(pre), tokens)
+        else:
+            bad = stats.update_dense(pre, tokens, self.gate if self.gate is not None else 0.0, preacts=True)
+        self._nonfinite_tokens = self._nonfinite_tokens + bad
+
+    def report_nonfinite(self) -> int:
+        """Log one warning for the whole run if any token had NaN/inf activations; returns that token count.
+
+        Call once at the end of a run (it reads the device-side count: one sync); the counts restart from zero.
+        """
+        tokens = int(self._nonfinite_tokens)
+        self._nonfinite_tokens = 0
+        if tokens:
+            dtype = str(getattr(self, "compute_dtype", "SAE")).replace("torch.", "")
+            logger.warning("%d token(s) had NaN/inf SAE activations (non-finite input, or input large enough to "
+                           "overflow the %s encoder); their NaN/inf activations are counted in nonfinite_count "
+                           "and left out of every other statistic", tokens, dtype)
+        return tokens
 
 
 def encode(sae: Any, x: torch.Tensor) -> torch.Tensor:
@@ -202,8 +243,14 @@ def encode_stats(
         raise ValueError(f"stats track {stats.d_sae} features but the SAE has d_sae={sae.cfg.d_sae}")
     enc = encoder or FusedEncoder(sae, chunk_size)
     device = sae.W_enc.device
+    dense = enc.sync_free and enc.arch is not None
     with torch.no_grad():
         for start in range(0, x.shape[0], enc.chunk_size):
             stop = min(start + enc.chunk_size, x.shape[0])
+            if dense:
+                enc.add_dense(x[start:stop].to(device), tokens.slice(start, stop), stats)
+                continue
             rows, feats, vals, nonfinite = enc.firings(x[start:stop].to(device))
             stats._add_firings(rows, feats, vals, tokens.slice(start, stop), nonfinite)
+    if encoder is None:
+        enc.report_nonfinite()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
+LLAMA_SCOPE_CFG_FILE = "config.json"
+"""Llama Scope (Language-Model-SAEs) folders hold ``config.json``; sae-lens's release loader reads it."""
 
 
 def _is_sae(obj: Any) -> bool:
@@ -29,6 +32,15 @@ def _is_sae(obj: Any) -> bool:
 def _check_folder(path: Path) -> dict[str, Any]:
     """Validate a saved SAE folder before sae-lens reads it; returns the parsed config."""
     cfg_path, weights_path = path / CFG_FILE, path / WEIGHTS_FILE
+    if not cfg_path.is_file() and weights_path.is_file():
+        has_config = (path / LLAMA_SCOPE_CFG_FILE).is_file()
+        raise FileNotFoundError(
+            f"SAE folder {path} has no {CFG_FILE}"
+            + (f"; its {LLAMA_SCOPE_CFG_FILE} is a Language-Model-SAEs (Llama Scope) config" if has_config else "")
+            + ": load Llama Scope SAEs through their sae-lens release, e.g. "
+            "load_sae('llama_scope_r1_distill', 'l15r_800m_slimpajama') (which reads config.json and the weights "
+            "from the hub cache and folds the dataset-wise normalisation)"
+        )
     for f in (cfg_path, weights_path):
         if not f.is_file():
             raise FileNotFoundError(f"SAE folder {path} has no {f.name} (expected {CFG_FILE} and {WEIGHTS_FILE})")
@@ -55,6 +67,16 @@ def _check_folder(path: Path) -> dict[str, Any]:
     return cfg
 
 
+def _default_dtype(cfg: dict[str, Any], device: str | None) -> str | None:
+    """float32 for a half-precision SAE loaded onto the CPU; otherwise the dtype it was saved in (None)."""
+    saved = str(cfg.get("dtype", "float32")).removeprefix("torch.")
+    on_cpu = device is None or str(device).startswith("cpu")
+    if on_cpu and saved in ("float16", "bfloat16"):
+        logger.info("SAE saved in %s: computing in float32 on the CPU (pass dtype=%r to keep it)", saved, saved)
+        return "float32"
+    return None
+
+
 def load_sae(
     release_or_path: Any,
     sae_id: str | None = None,
@@ -65,6 +87,10 @@ def load_sae(
 
     ``release_or_path``: an SAE object (moved to ``device`` if given), a folder written by ``SAE.save_model``,
     or a sae-lens release name (then ``sae_id`` is required; downloads from the hub).
+
+    The one loading policy of every stage: an SAE read from storage onto the CPU computes in float32 unless
+    ``dtype`` says otherwise, because CPUs have no fast half-precision GEMM (the shipped fp16 SAE: 4.3x slower)
+    and fp16 overflows on massive-activation tokens. An SAE object passed in keeps its dtype.
     """
     from sae_lens import SAE
 
@@ -87,11 +113,58 @@ def load_sae(
             logger.warning("%s: normalize_activations=expected_average_only_in is not applied by sae-lens when "
                            "loading from disk; fold the scaling factor into the weights first", path)
         try:
-            sae = SAE.load_from_disk(path, device=device or "cpu", dtype=dtype)
+            sae = SAE.load_from_disk(path, device=device or "cpu", dtype=dtype or _default_dtype(cfg, device))
         except (KeyError, RuntimeError, ValueError) as err:
             raise ValueError(f"sae-lens could not load the SAE in {path}: {err}") from err
         return sae.eval()
     if sae_id is None:
         raise ValueError(f"{release_or_path!r} is not a local folder; loading a hub release also needs sae_id")
-    sae = SAE.from_pretrained(release_or_path, sae_id, device=device or "cpu", dtype=dtype or "float32")
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    try:
+        sae = SAE.from_pretrained(release_or_path, sae_id, device=device or "cpu", dtype=dtype or "float32")
+    except (EntryNotFoundError, LocalEntryNotFoundError) as err:
+        raise FileNotFoundError(_missing_hub_file(str(release_or_path), sae_id, err)) from err
     return sae.eval()
+
+
+def _missing_hub_file(release: str, sae_id: str, err: Exception) -> str:
+    """Name the repository, folder and HF_HUB_OFFLINE when a release's file is neither cached nor downloadable."""
+    from huggingface_hub import is_offline_mode
+    from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
+
+    repo_id, folder = get_repo_id_and_folder_name(release, sae_id)
+    where = f"{repo_id}, folder {folder}"
+    if is_offline_mode():
+        return (f"SAE {release}/{sae_id}: a file of {where} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 "
+                f"forbids downloading it (Llama Scope folders need config.json and {WEIGHTS_FILE}): run "
+                f"`huggingface-cli download {repo_id} --include '{folder}/*'` where the Hub is reachable, or unset "
+                f"HF_HUB_OFFLINE ({type(err).__name__}: {err})")
+    return f"SAE {release}/{sae_id}: {where} lacks a file the sae-lens loader needs ({type(err).__name__}: {err})"
+
+
+def sae_hook(sae: Any) -> str | None:
+    """The hook the SAE was trained on (``blocks.L.hook_resid_post``), from its sae-lens config; None if unknown."""
+    cfg = getattr(sae, "cfg", None)
+    name = getattr(getattr(cfg, "metadata", None), "hook_name", None) or getattr(cfg, "hook_name", None)
+    return name if isinstance(name, str) and name else None
+
+
+def sae_layer(sae: Any) -> int | None:
+    """Decoder layer L whose output the SAE reads (``resid_post`` of L = ``resid_pre`` of L + 1); None if unknown."""
+    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(post|pre)", sae_hook(sae) or "")
+    if match is None:
+        return None
+    return int(match.group(1)) - (1 if match.group(2) == "pre" else 0)
+
+
+def check_sae_layer(sae: Any, layer: int, *, allow_mismatch: bool = False) -> None:
+    """Refuse an SAE trained on another layer's residual stream than ``layer`` (unless ``allow_mismatch``)."""
+    trained = sae_layer(sae)
+    if trained is None or trained == layer:
+        return
+    if allow_mismatch:
+        logger.warning("the SAE was trained on %s but layer %d was asked for (allowed explicitly)", sae_hook(sae), layer)
+        return
+    raise ValueError(f"the SAE was trained on {sae_hook(sae)} (the output of layer {trained}) but layer {layer} was "
+                     f"asked for; use --layer {trained}, or --allow-layer-mismatch to use it on layer {layer} anyway")

@@ -15,17 +15,18 @@ from one pass in the last bits of the float64 (relative ~1e-16).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from interp_sot.features.contexts import CONTEXTS_FILE, ContextStore, TopContext
 from interp_sot.features.threads import serial_cpu
-from interp_sot.features.topk import EMPTY, StreamingTopK
-from interp_sot.io import atomic_path, atomic_write_json
+from interp_sot.features.topk import EMPTY, StreamingTopK, block_topk
+from interp_sot.io import atomic_write_json, read_safetensors, write_safetensors
+from interp_sot.kernels.dense_block import block_stats_fn
 
 FORMAT_VERSION = 1
 STATS_FILE = "stats.safetensors"
@@ -81,31 +82,6 @@ def firings(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     flat = (acts > 0).view(-1).nonzero().squeeze(1)
     rows = torch.div(flat, d_sae, rounding_mode="floor")
     return rows, flat - rows * d_sae, acts.reshape(-1)[flat], nonfinite
-
-
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Atomically write tensors plus a JSON header entry (readers see the old file or the whole new one)."""
-    from safetensors.torch import save_file
-
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(cpu, str(tmp), metadata={"interp_sot": json.dumps(meta, sort_keys=True)})
-
-
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as err:  # safetensors raises its own error types for truncated/garbled files
-        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt): {err}") from err
-    if "interp_sot" not in header:
-        raise ValueError(f"{path} has no interp_sot header: not written by interp_sot")
-    return tensors, json.loads(header["interp_sot"])
 
 
 class FeatureStats:
@@ -193,6 +169,36 @@ class FeatureStats:
         self.first_n_count += torch.bincount(features[tok.start_dist[rows] < self.first_n], minlength=d)
         self.onset_count += torch.bincount(features[tok.onset_dist[rows] < self.onset_n], minlength=d)
         self._topk.push(features, values, tok.seq_id[rows], tok.pos[rows], tok.onset_dist[rows])
+
+    def update_dense(self, block: torch.Tensor, tokens: TokenInfo, gate: torch.Tensor | float = 0.0,
+                     preacts: bool = False) -> torch.Tensor:
+        """Add a dense block ``block: [n, d_sae]`` with fixed-shape ops only: no host-device sync (the GPU path).
+
+        A token fires a feature where ``gate < block < inf``; NaN/inf entries are non-finite activations. With the
+        pre-activations of a ReLU/JumpReLU SAE (``preacts=True``: -inf then means activation 0, not NaN/inf) and
+        ``gate = max(threshold, 0)`` this is exactly the activations' firings. Counts and top-k equal the sparse
+        path's bit for bit; the float64 sums add each feature's column as one reduction, so they match the sparse
+        path to ~1e-16 relative (CUDA's ``index_add_`` is unordered too). The block's work is
+        :func:`interp_sot.kernels.dense_block.block_stats` (compiled on CUDA) plus a fixed-size top-k merge.
+        Returns the number of tokens with a non-finite activation, as a 0-dim device tensor.
+        """
+        tok = tokens.to(block.device)
+        order = torch.sort(tok.pos, stable=True).indices
+        order = order[torch.sort(tok.seq_id[order], stable=True).indices]
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel(), device=order.device)
+        gate_t = torch.as_tensor(gate, dtype=block.dtype, device=block.device)
+        part = block_stats_fn(block.device)(block, gate_t, tok.start_dist < self.first_n,
+                                            tok.onset_dist < self.onset_n, rank, preacts)
+        self.n_tokens += tokens.n
+        for name in (*_COUNTERS, *_SUMS):
+            getattr(self, name).add_(getattr(part, name).to(self.device))
+        rows, top, valid = block_topk(part.key, rank, self.top_k)
+        onset = tok.onset_dist.clamp(max=torch.iinfo(torch.int32).max)
+        seq, pos, ons = (torch.where(valid, t[rows], EMPTY).T for t in (tok.seq_id, tok.pos, onset))
+        self._topk.merge_dense(torch.where(valid, top, 0.0).T.to(self.device), seq.to(self.device),
+                               pos.to(self.device), ons.to(self.device))
+        return part.bad_tokens
 
     def merge(self, other: FeatureStats) -> FeatureStats:
         """Add another shard's statistics in place (sequence ids of the shards must be disjoint)."""
@@ -328,26 +334,66 @@ class FeatureStats:
         import pandas as pd
 
         fires = self.fire_count.cpu().numpy()
+        cols = feature_columns(self.n_tokens, fires, self.act_sum.cpu().numpy(), self.max_act.cpu().numpy(),
+                               self.first_n_count.cpu().numpy(), self.onset_count.cpu().numpy())
         with np.errstate(divide="ignore", invalid="ignore"):
             safe = np.where(fires > 0, fires, np.nan)
-            mean = self.act_sum.cpu().numpy() / safe
-            var = np.maximum(self.act_sq_sum.cpu().numpy() / safe - mean * mean, 0.0)
-            filled = (self.topk_seq >= 0).sum(1).cpu().numpy()
-            topk_onset = ((self.topk_onset >= 0) & (self.topk_onset < self.onset_n)).sum(1).cpu().numpy()
-            return pd.DataFrame({
-                "feature": np.arange(self.d_sae),
-                "fire_count": fires,
-                "frequency": fires / self.n_tokens if self.n_tokens else np.full(self.d_sae, np.nan),
-                "mean_act": mean,
-                "std_act": np.sqrt(var),
-                "max_act": self.max_act.cpu().numpy(),
-                "max_seq": self.max_seq.cpu().numpy(),
-                "max_pos": self.max_pos.cpu().numpy(),
-                "first_n_count": self.first_n_count.cpu().numpy(),
-                "first_n_share": self.first_n_count.cpu().numpy() / safe,
-                "onset_count": self.onset_count.cpu().numpy(),
-                "onset_share": self.onset_count.cpu().numpy() / safe,
-                "topk_filled": filled,
-                "topk_onset_share": topk_onset / np.where(filled > 0, filled, np.nan),
-                "nonfinite_count": self.nonfinite_count.cpu().numpy(),
-            })
+            var = np.maximum(self.act_sq_sum.cpu().numpy() / safe - cols["mean_act"] ** 2, 0.0)
+        filled = (self.topk_seq >= 0).sum(1).cpu().numpy()
+        return pd.DataFrame({
+            "feature": np.arange(self.d_sae),
+            "fire_count": fires,
+            "frequency": cols["frequency"],
+            "mean_act": cols["mean_act"],
+            "std_act": np.sqrt(var),
+            "max_act": cols["max_act"],
+            "max_seq": self.max_seq.cpu().numpy(),
+            "max_pos": self.max_pos.cpu().numpy(),
+            "first_n_count": self.first_n_count.cpu().numpy(),
+            "first_n_share": cols["first_n_share"],
+            "onset_count": self.onset_count.cpu().numpy(),
+            "onset_share": cols["onset_share"],
+            "topk_filled": filled,
+            "topk_onset_share": topk_onset_share(self.topk_seq.cpu().numpy() >= 0, self.topk_onset.cpu().numpy(),
+                                                 self.onset_n),
+            "nonfinite_count": self.nonfinite_count.cpu().numpy(),
+        })
+
+
+def share(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` where ``den > 0``, NaN elsewhere (a share over firings of a feature that never fired)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def feature_columns(n_tokens: float, fire_count: np.ndarray, act_sum: np.ndarray | None, max_act: np.ndarray | None,
+                    first_n_count: np.ndarray | None, onset_count: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The per-feature statistics every table shows (the one home of these formulas), all ``[d_sae]`` float64.
+
+    ``frequency`` = firings / counted tokens; ``mean_act`` = mean activation over firings; ``first_n_share`` and
+    ``onset_share`` = share of firings in the first-n window of a sequence / of a sentence or turn. A count that
+    the statistics do not hold (None) gives a NaN column.
+    """
+    fire = np.asarray(fire_count, dtype=np.float64).reshape(-1)
+    nan = np.full(fire.size, np.nan)
+
+    def vec(x: np.ndarray | None) -> np.ndarray:
+        return nan if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
+
+    return {
+        "frequency": fire / n_tokens if n_tokens > 0 else nan,
+        "mean_act": share(vec(act_sum), fire),
+        "max_act": vec(max_act),
+        "first_n_share": share(vec(first_n_count), fire),
+        "onset_share": share(vec(onset_count), fire),
+    }
+
+
+def topk_onset_share(valid: np.ndarray, onset: np.ndarray, onset_n: int) -> np.ndarray:
+    """``[d_sae]``: share of each feature's valid top-k slots whose onset distance is in ``[0, onset_n)``.
+
+    valid: [d_sae, k] bool (filled slots); onset: [d_sae, >= k] onset distances (-1 in empty slots).
+    """
+    dist = onset[:, : valid.shape[1]]
+    hits = (valid & (dist >= 0) & (dist < onset_n)).sum(axis=1).astype(np.float64)
+    return share(hits, valid.sum(axis=1).astype(np.float64))

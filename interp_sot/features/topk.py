@@ -51,6 +51,25 @@ def total_order(features: torch.Tensor, values: torch.Tensor, seq: torch.Tensor,
     return _sort_stable(key, order)
 
 
+def block_topk(key: torch.Tensor, rank: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The top-``k`` rows of every column of a dense block under the total order, with fixed shapes (no sync).
+
+    key: ``[c, d]`` int64 ``(value bits << 32) | (c - 1 - rank)``, value 0.0 where a token does not fire.
+    Non-negative float32 bit patterns order like the floats, so the largest keys are the largest values and,
+    among equal values, the earliest tokens: one ``topk`` along the rows picks what a full sort would.
+    rank: ``[c]`` int64, each row's place in (seq, pos) order within the block (``arange(c)`` in stream order).
+    Returns ``(rows, vals, valid)``, each ``[min(k, c), d]``: the chosen rows, their float32 values, and whether
+    the slot holds a firing at all.
+    """
+    c = key.shape[0]
+    top = torch.topk(key, min(k, c), dim=0, sorted=True).values
+    hi = top >> 32
+    inv = torch.empty_like(rank)
+    inv[rank] = torch.arange(c, device=rank.device)
+    rows = inv[c - 1 - (top & 0xFFFFFFFF)]
+    return rows, hi.to(torch.int32).view(torch.float32), hi > 0
+
+
 class StreamingTopK:
     """Top-k table ``[d_sae, k]`` per feature fed by candidate firings; see the module docstring for the order.
 
@@ -108,6 +127,23 @@ class StreamingTopK:
         other.compact()
         f, v, s, p, o = other._filled_entries()
         self.push(f.to(self.device), v.to(self.device), s.to(self.device), p.to(self.device), o.to(self.device))
+
+    def merge_dense(self, values: torch.Tensor, seq: torch.Tensor, pos: torch.Tensor, onset: torch.Tensor) -> None:
+        """Merge candidates ``[d_sae, m]`` per feature into the table with fixed shapes (no host-device sync).
+
+        Empty candidate slots are ``(0.0, EMPTY, EMPTY, EMPTY)``, like empty table slots. The result equals what
+        :meth:`push` + :meth:`compact` give: three stable sorts order each row by value desc, seq asc, pos asc.
+        """
+        self.compact()
+        v = torch.cat([self._values, values.to(torch.float32)], 1)
+        s, p, o = (torch.cat([t, x.to(torch.int64)], 1) for t, x in ((self._seq, seq), (self._pos, pos),
+                                                                       (self._onset, onset)))
+        order = torch.sort(p, dim=1, stable=True).indices
+        order = order.gather(1, torch.sort(s.gather(1, order), dim=1, stable=True).indices)
+        order = order.gather(1, torch.sort(v.gather(1, order), dim=1, descending=True, stable=True).indices)
+        order = order[:, : self.k]
+        self._values, self._seq, self._pos, self._onset = (t.gather(1, order) for t in (v, s, p, o))
+        self._gate = self._values[:, self.k - 1].clone()
 
     # -- compaction ----------------------------------------------------------------------------------
     def _filled_entries(self) -> tuple[torch.Tensor, ...]:

@@ -1,9 +1,13 @@
 """Thin, optional adapters for LLM judging (see ``base.Judge``).
 
 - ``structured``: ask for JSON, validate it, retry on malformed output (``ask_json``, ``ask_json_many``).
-- ``cache``: ``CachedJudge``, a persistent reply cache so reruns cost nothing and interrupted runs resume.
-- backends: ``openai_compat`` (any OpenAI-compatible server), ``hf`` (local transformers), ``heuristic`` (rules).
-- ``spec.make_judge``: build one from a spec string; ``prompts``: the versioned templates.
+- ``store``: the one sha256-keyed JSONL store; ``cache.CachedJudge`` keeps every reply in it so reruns cost
+  nothing and interrupted runs resume.
+- backends: ``openai_compat`` (any OpenAI-compatible server, on the ``openai`` SDK), ``hf`` (local transformers),
+  ``heuristic`` (rules).
+- ``batch``: full screens through a provider's Batch API (write the uncached requests, read the results back).
+- ``spec.make_judge``: build one from a spec string; ``prompts``: the versioned templates, ``prompts.files``:
+  templates from user files.
 """
 
 from interp_sot.judging.base import Judge, Message

@@ -1,7 +1,8 @@
 """A judge run locally with transformers: the model's chat template, greedy decoding.
 
-Meant for offline work and small jobs; for a full screen serve the model with vLLM or llama.cpp and use the
-OpenAI-compatible backend, which batches across requests.
+Meant for offline work and small jobs; for a full screen serve the model (``transformers serve``, vLLM, llama.cpp)
+and use the OpenAI-compatible backend, which batches across requests. A :func:`~interp_sot.judging.base.reply_budget`
+set by the caller caps the reply below ``max_new_tokens``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import threading
 from typing import Any
 
-from interp_sot.judging.base import Message
+from interp_sot.judging.base import Message, current_reply_budget
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,10 @@ class HFJudge:
         device = next(self.model.parameters()).device
         inputs = {k: v.to(device) for k, v in inputs.items()}
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        budget = min(self.max_new_tokens, current_reply_budget() or self.max_new_tokens)
         with self._lock, torch.no_grad():
             out = self.model.generate(
-                **inputs, do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=pad,
+                **inputs, do_sample=False, max_new_tokens=budget, pad_token_id=pad,
                 temperature=None, top_p=None, top_k=None,
             )
         new_tokens = out[0, inputs["input_ids"].shape[1]:]

@@ -1,15 +1,22 @@
-"""A judge that talks to any OpenAI-compatible chat-completions server (vLLM, llama.cpp, Ollama, hosted APIs).
+"""A judge that talks to any OpenAI-compatible chat-completions server through the ``openai`` SDK.
 
-Standard library only (``urllib``). Transient failures — timeouts, refused or dropped connections, 408/409/429/5xx,
-bodies that are truncated or not JSON — are retried with exponential backoff; a ``Retry-After`` header is honoured
-and pauses every thread of this client, not just the one that got it. Permanent failures (bad key, unknown model,
-bad request) raise at once with the server's message.
+Works with hosted APIs, vLLM, llama.cpp, Ollama and ``transformers serve``. What this adds to the SDK:
+
+- one ``Retry-After`` pause shared by every thread of the client (a 429 tells the whole client to hold off, not
+  just the call that got it), with the retry loop here (the SDK's own per-call retries are off) so that the
+  pause and the attempt count are visible and testable;
+- streamed replies by default, with ``timeout_s`` bounding the *silence* (connect, first token, gap between
+  tokens) rather than the whole call: a slow server that is producing tokens is never abandoned, so a call is
+  not re-sent while the server is still computing it;
+- reply budgets from :func:`interp_sot.judging.base.reply_budget` (a few tokens per judged item), falling back to
+  ``max_tokens``;
+- the key from the environment, none needed on loopback, and a concurrency default that suits the server
+  (2 on loopback, where one local process answers one call at a time; 8 elsewhere).
 """
 
 from __future__ import annotations
 
 import email.utils
-import http.client
 import ipaddress
 import json
 import logging
@@ -17,20 +24,23 @@ import os
 import random
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from interp_sot.judging.base import Message
+from interp_sot.judging.base import Message, current_reply_budget
 from interp_sot.judging.concurrency import map_bounded
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 """HTTP statuses worth retrying; any other 4xx is a caller error and raises at once."""
+LOOPBACK_CONCURRENCY = 2
+"""Default requests in flight to a server on this machine: one computing, one queued behind it."""
+REMOTE_CONCURRENCY = 8
+"""Default requests in flight to a remote server."""
+_NO_KEY = "no-key-needed-on-loopback"
 
 
 class JudgeTransportError(RuntimeError):
@@ -46,13 +56,13 @@ class OpenAIConfig:
     """Where and how to reach the server."""
 
     model: str
-    """Model name as the server knows it (``"gpt-4o-mini"``, the served name of a vLLM model, ...)."""
+    """Model name as the server knows it (``"gpt-4o-mini"``; for ``transformers serve``, the served folder)."""
     base_url: str = "https://api.openai.com/v1"
-    """API root; ``/chat/completions`` is appended unless already present."""
+    """API root (``.../v1``); a URL ending in ``/chat/completions`` is accepted and trimmed."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the key. A missing key is an error unless the server is on loopback."""
     timeout_s: float = 120.0
-    """Socket timeout per request (connect and each read)."""
+    """Longest silence tolerated: connecting, waiting for the first token, or between streamed tokens."""
     max_retries: int = 6
     """Retries after the first attempt for transient failures."""
     backoff_s: float = 1.0
@@ -61,12 +71,14 @@ class OpenAIConfig:
     """Cap on the exponential backoff delay."""
     retry_after_max_s: float = 600.0
     """Cap on a server's ``Retry-After`` delay."""
-    max_concurrency: int = 8
-    """Requests in flight at once in :meth:`OpenAIJudge.complete_many` and screening."""
+    max_concurrency: int | None = None
+    """Requests in flight at once; None: 2 on loopback, 8 elsewhere."""
     temperature: float = 0.0
     """Sampling temperature (0 = greedy, so cached replies are what a rerun would get)."""
     max_tokens: int | None = 1024
-    """Reply length cap sent to the server (None: server default)."""
+    """Reply cap when the caller sets no :func:`reply_budget` (None: server default)."""
+    stream: bool = True
+    """Stream replies (progress-aware timeouts); False for servers that cannot stream."""
     extra_body: dict[str, Any] = field(default_factory=dict)
     """Extra JSON fields merged into each request (e.g. ``{"seed": 0}``)."""
     name: str | None = None
@@ -81,13 +93,27 @@ class OpenAIConfig:
         for attr in ("timeout_s", "backoff_s", "backoff_max_s", "retry_after_max_s"):
             if getattr(self, attr) <= 0:
                 raise ValueError(f"OpenAIConfig.{attr} must be > 0, got {getattr(self, attr)}")
-        if self.max_retries < 0 or self.max_concurrency < 1:
+        if self.max_retries < 0 or (self.max_concurrency is not None and self.max_concurrency < 1):
             raise ValueError("OpenAIConfig needs max_retries >= 0 and max_concurrency >= 1")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"OpenAIConfig.max_tokens must be >= 1 or None, got {self.max_tokens}")
+
+    @property
+    def api_root(self) -> str:
+        """The base URL the SDK appends ``/chat/completions`` to."""
+        base = self.base_url.rstrip("/")
+        return base[: -len("/chat/completions")] if base.endswith("/chat/completions") else base
 
     @property
     def url(self) -> str:
-        base = self.base_url.rstrip("/")
-        return base if base.endswith("/chat/completions") else base + "/chat/completions"
+        return self.api_root + "/chat/completions"
+
+    @property
+    def concurrency(self) -> int:
+        """``max_concurrency``, or the default for where the server is."""
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        return LOOPBACK_CONCURRENCY if is_loopback(self.base_url) else REMOTE_CONCURRENCY
 
 
 def is_loopback(url: str) -> bool:
@@ -137,6 +163,14 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+def _import_openai() -> Any:
+    try:
+        import openai
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("the openai judge needs the 'openai' package: pip install 'interp-sot[judge]'") from err
+    return openai
+
+
 class OpenAIJudge:
     """Judge backed by ``POST {base_url}/chat/completions``; safe to call from many threads.
 
@@ -144,18 +178,25 @@ class OpenAIJudge:
     """
 
     def __init__(self, config: OpenAIConfig, sleep: Callable[[float], None] = time.sleep) -> None:
+        openai = _import_openai()
         self.config = config
         self._sleep = sleep
+        self._openai = openai
         key = os.environ.get(config.api_key_env, "").strip()
-        loopback = is_loopback(config.url)
+        loopback = is_loopback(config.base_url)
         if not key and not loopback:
             raise ValueError(
                 f"no API key: set the environment variable {config.api_key_env} for {config.url} "
                 "(only servers on loopback may run without one)"
             )
-        self._key = key
-        handlers: list[Any] = [urllib.request.ProxyHandler({})] if loopback else []
-        self._opener = urllib.request.build_opener(*handlers)
+        self.client = openai.OpenAI(
+            api_key=key or _NO_KEY,
+            base_url=config.api_root,
+            max_retries=0,
+            timeout=openai.Timeout(config.timeout_s, connect=min(config.timeout_s, 30.0)),
+            # trust_env=False: a proxy from the environment must not intercept calls to this machine.
+            http_client=openai.DefaultHttpxClient(trust_env=False) if loopback else None,
+        )
         self._lock = threading.Lock()
         self._not_before = 0.0
         self.usage = Usage()
@@ -166,15 +207,28 @@ class OpenAIJudge:
 
     @property
     def max_concurrency(self) -> int:
-        return self.config.max_concurrency
+        return self.config.concurrency
+
+    def request_body(self, messages: Sequence[Message]) -> dict[str, Any]:
+        """The JSON body of a (non-streamed) chat-completions call; also what a batch file line carries."""
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "temperature": self.config.temperature,
+        }
+        budget = current_reply_budget() or self.config.max_tokens
+        if budget is not None:
+            body["max_tokens"] = budget
+        body.update(self.config.extra_body)
+        return body
 
     def complete(self, messages: list[Message]) -> str:
-        payload = self._payload(messages)
+        body = self.request_body(messages)
         last = ""
         for attempt in range(self.config.max_retries + 1):
             self._wait_for_pause()
             try:
-                reply = self._post(payload)
+                return self._call(body)
             except _Retryable as err:
                 last = str(err)
                 if attempt == self.config.max_retries:
@@ -193,8 +247,6 @@ class OpenAIJudge:
                 logger.warning(
                     "%s: %s; retry %d/%d after %.2fs", self.config.url, err, attempt + 1, self.config.max_retries, delay
                 )
-                continue
-            return reply
         raise JudgeTransportError(
             f"{self.config.url} (model {self.config.model!r}) failed {self.config.max_retries + 1} times; "
             f"last error: {last}"
@@ -202,21 +254,9 @@ class OpenAIJudge:
 
     def complete_many(self, batch: Sequence[list[Message]]) -> list[str]:
         """Replies to many conversations, ``max_concurrency`` requests in flight, in input order."""
-        return map_bounded(self.complete, batch, self.config.max_concurrency)
+        return map_bounded(self.complete, batch, self.max_concurrency)
 
     # -- internals -------------------------------------------------------------------------------------------
-
-    def _payload(self, messages: list[Message]) -> bytes:
-        body: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-            "temperature": self.config.temperature,
-            "stream": False,
-        }
-        if self.config.max_tokens is not None:
-            body["max_tokens"] = self.config.max_tokens
-        body.update(self.config.extra_body)
-        return json.dumps(body).encode("utf-8")
 
     def _wait_for_pause(self) -> None:
         with self._lock:
@@ -224,59 +264,69 @@ class OpenAIJudge:
         if wait > 0:
             self._sleep(wait)
 
-    def _post(self, payload: bytes) -> str:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        request = urllib.request.Request(self.config.url, data=payload, headers=headers, method="POST")
+    def _call(self, body: dict[str, Any]) -> str:
+        openai = self._openai
         try:
-            with self._opener.open(request, timeout=self.config.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as err:
+            if self.config.stream:
+                text, finish, usage = self._streamed(body)
+            else:
+                text, finish, usage = self._whole(body)
+        except openai.APITimeoutError as err:
+            raise _Retryable(f"no progress for {self.config.timeout_s:g}s") from err
+        except openai.APIConnectionError as err:
+            raise _Retryable(f"connection failed: {err.__cause__ or err}") from err
+        except openai.APIStatusError as err:
             self._raise_for_status(err)
-        except TimeoutError as err:
-            raise _Retryable(f"timed out after {self.config.timeout_s}s") from err
-        except urllib.error.URLError as err:
-            raise _Retryable(f"connection failed: {err.reason}") from err
-        except (http.client.HTTPException, ConnectionError, OSError) as err:
-            raise _Retryable(f"connection broken: {type(err).__name__}: {err}") from err
-        return self._parse(raw)
+        except (json.JSONDecodeError, openai.APIResponseValidationError) as err:
+            raise _Retryable(f"response is not valid JSON: {str(err)[:120]}") from err
+        except openai.APIError as err:  # an error event inside a stream
+            raise _Retryable(f"server error: {str(err)[:200]}") from err
+        with self._lock:
+            self.usage.requests += 1
+            self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+            self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+        if finish == "length":
+            logger.warning("%s: reply cut at max_tokens=%s", self.config.url, body.get("max_tokens"))
+        return text
 
-    def _raise_for_status(self, err: urllib.error.HTTPError) -> NoReturn:
-        try:
-            detail = err.read().decode("utf-8", "replace")[:500]
-        except (OSError, http.client.HTTPException):
-            detail = ""
-        if err.code in RETRYABLE_STATUS:
-            raise _Retryable(f"HTTP {err.code}", parse_retry_after(err.headers.get("Retry-After"))) from err
-        if err.code in (401, 403):
+    def _streamed(self, body: dict[str, Any]) -> tuple[str, str | None, Any]:
+        parts: list[str] = []
+        finish: str | None = None
+        usage: Any = None
+        stream = self.client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})
+        with stream:
+            for chunk in stream:
+                usage = chunk.usage or usage
+                for choice in chunk.choices or []:
+                    if choice.delta is not None and choice.delta.content:
+                        parts.append(choice.delta.content)
+                    finish = choice.finish_reason or finish
+        if finish is None:
+            raise _Retryable(f"the stream ended before the reply finished ({len(parts)} pieces received)")
+        return "".join(parts), finish, usage
+
+    def _whole(self, body: dict[str, Any]) -> tuple[str, str | None, Any]:
+        resp = self.client.chat.completions.create(**body)
+        if not isinstance(resp, self._openai.types.chat.ChatCompletion) or not resp.choices:
+            raise _Retryable(f"response lacks choices[0].message: {str(resp)[:200]}")
+        choice = resp.choices[0]
+        content = choice.message.content if choice.message is not None else None
+        if not isinstance(content, str):
+            raise JudgeRequestError(
+                f"{self.config.url} returned no text content (finish_reason={choice.finish_reason!r}); "
+                "raise max_tokens or check the model"
+            )
+        return content, choice.finish_reason, resp.usage
+
+    def _raise_for_status(self, err: Any) -> NoReturn:
+        status = int(err.status_code)
+        detail = str(getattr(err, "message", "") or err)[:500]
+        if status in RETRYABLE_STATUS:
+            raise _Retryable(f"HTTP {status}", parse_retry_after(err.response.headers.get("retry-after"))) from err
+        if status in (401, 403):
             hint = f"check the API key in ${self.config.api_key_env}"
-        elif err.code == 404:
+        elif status == 404:
             hint = f"unknown model {self.config.model!r} or wrong endpoint {self.config.url}"
         else:
             hint = "the server rejected the request"
-        raise JudgeRequestError(f"HTTP {err.code} from {self.config.url}: {hint}. Server said: {detail}") from err
-
-    def _parse(self, raw: bytes) -> str:
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise _Retryable(f"response is not JSON ({len(raw)} bytes: {raw[:80]!r})") from err
-        try:
-            choice = body["choices"][0]
-            content = choice["message"]["content"]
-        except (KeyError, IndexError, TypeError) as err:
-            raise _Retryable(f"response lacks choices[0].message.content: {str(body)[:200]}") from err
-        if not isinstance(content, str):
-            raise JudgeRequestError(
-                f"{self.config.url} returned no text content (finish_reason={choice.get('finish_reason')!r}); "
-                "raise max_tokens or check the model"
-            )
-        usage = body.get("usage") or {}
-        with self._lock:
-            self.usage.requests += 1
-            self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
-        if choice.get("finish_reason") == "length":
-            logger.warning("%s: reply cut at max_tokens=%s", self.config.url, self.config.max_tokens)
-        return content
+        raise JudgeRequestError(f"HTTP {status} from {self.config.url}: {hint}. Server said: {detail}") from err

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from interp_sot.judging.base import Judge, Message
+from interp_sot.judging.base import Judge, Message, reply_budget
 from interp_sot.judging.concurrency import judge_concurrency, map_bounded
 
 logger = logging.getLogger(__name__)
@@ -123,8 +123,12 @@ def ask_json(
     messages: Sequence[Message],
     validate: Callable[[Any], T],
     retries: int = 2,
+    max_tokens: int | None = None,
 ) -> T:
     """Ask ``judge`` and return ``validate(json)``; on malformed output, re-ask up to ``retries`` times.
+
+    ``max_tokens`` caps each reply (see :func:`interp_sot.judging.base.reply_budget`): size it to what the prompt
+    asks for, so that a model that rambles is cut short and re-asked instead of running on for a thousand tokens.
 
     ``validate`` receives a parsed JSON value and returns the typed result or raises ``ValueError``/``TypeError``/
     ``KeyError`` with a message the judge can act on: it is quoted back to the judge in the corrective turn.
@@ -137,7 +141,8 @@ def ask_json(
     reply = ""
     problem = ""
     for attempt in range(retries + 1):
-        reply = judge.complete(conversation)
+        with reply_budget(max_tokens):
+            reply = judge.complete(conversation)
         try:
             return parse_json_reply(reply, validate)
         except ValueError as err:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from interp_sot.judging.base import Judge, Message
 from interp_sot.judging.prompts.categories import FEATURE_CATEGORY, format_descriptions
+from interp_sot.judging.prompts.template import PromptTemplate
 from interp_sot.screening.batch_scoring import score_in_batches
 from interp_sot.screening.score_store import ScoreStore
 
@@ -40,8 +41,8 @@ def parse_category_items(obj: Any, n: int) -> list[list[float]]:
     return out
 
 
-def category_messages(descriptions: list[str]) -> list[Message]:
-    return FEATURE_CATEGORY.render(n=str(len(descriptions)), descriptions=format_descriptions(descriptions))
+def category_messages(descriptions: list[str], template: PromptTemplate = FEATURE_CATEGORY) -> list[Message]:
+    return template.render(n=str(len(descriptions)), descriptions=format_descriptions(descriptions))
 
 
 def classify_categories(
@@ -52,16 +53,18 @@ def classify_categories(
     batch_size: int = 20,
     retries: int = 2,
     on_invalid: Literal["raise", "skip"] = "skip",
+    template: PromptTemplate = FEATURE_CATEGORY,
 ) -> pd.DataFrame:
     """Per feature (``labels``: feature id -> description): scores, flags and category; one judgment per
     distinct description, persisted in ``store_path`` so reruns are free. Unjudged features get NaN scores and
-    category ``"other"`` with ``judged=False``."""
+    category ``"other"`` with ``judged=False``. ``template`` replaces the shipped prompt (placeholders ``n`` and
+    ``descriptions``); its key scopes the stored scores."""
     if not 0 <= threshold <= 100:
         raise ValueError(f"threshold must be in [0, 100], got {threshold}")
     texts = [" ".join(str(d).split()) for d in labels.fillna("").to_numpy()]
-    store = ScoreStore(store_path, judge.name, FEATURE_CATEGORY.key)
+    store = ScoreStore(store_path, judge.name, template.key)
     result = score_in_batches(
-        [t for t in texts if t], judge, store, category_messages, parse_category_items,
+        [t for t in texts if t], judge, store, lambda batch: category_messages(batch, template), parse_category_items,
         batch_size=batch_size, retries=retries, on_invalid=on_invalid, desc="feature categories",
     )
     scores = np.array([result.values.get(t, [np.nan, np.nan]) if t else [np.nan, np.nan] for t in texts],

@@ -22,6 +22,7 @@ import numpy as np
 
 from interp_sot.judging.base import Judge, Message
 from interp_sot.judging.prompts.conversational import CONVERSATIONAL_SCORE, format_excerpts
+from interp_sot.judging.prompts.template import PromptTemplate
 from interp_sot.screening.batch_scoring import score_in_batches
 from interp_sot.screening.score_store import ScoreStore
 
@@ -149,9 +150,10 @@ def parse_scores(obj: Any, n: int) -> list[float]:
     return out
 
 
-def conversational_messages(texts: list[str]) -> list[Message]:
-    """The judge prompt for one batch of rendered contexts."""
-    return CONVERSATIONAL_SCORE.render(n=str(len(texts)), excerpts=format_excerpts(texts))
+def conversational_messages(texts: list[str], template: PromptTemplate = CONVERSATIONAL_SCORE) -> list[Message]:
+    """The judge prompt for one batch of rendered contexts (``template``: the shipped one or a user file's, with
+    the placeholders ``n`` and ``excerpts``)."""
+    return template.render(n=str(len(texts)), excerpts=format_excerpts(texts))
 
 
 def ratio_from_judge(
@@ -161,11 +163,13 @@ def ratio_from_judge(
     store_path: str | Path | None = None,
     features: Sequence[int] | None = None,
     config: RatioConfig | None = None,
+    template: PromptTemplate = CONVERSATIONAL_SCORE,
 ) -> ConversationRatio:
     """Judge each feature's top-``k`` contexts and return the share scored >= ``score_threshold``.
 
     ``store_path`` (JSONL) persists every judged context: rerunning, or running on other features, sends only
-    contexts never judged before by this judge and prompt version.
+    contexts never judged before by this judge and prompt version. ``template`` replaces the shipped prompt (e.g.
+    from a prompt file); its key scopes the stored scores, so another prompt re-judges everything.
     """
     config = config or RatioConfig()
     ids = resolve_features(_d_sae(stats), features)
@@ -185,9 +189,9 @@ def ratio_from_judge(
                 texts.append(text)
             text_of[(s, p)] = i
         slot[r, c] = i
-    store = ScoreStore(store_path, judge.name, CONVERSATIONAL_SCORE.key)
+    store = ScoreStore(store_path, judge.name, template.key)
     result = score_in_batches(
-        texts, judge, store, conversational_messages, parse_scores,
+        texts, judge, store, lambda batch: conversational_messages(batch, template), parse_scores,
         batch_size=config.batch_size, retries=config.retries, on_invalid=config.on_invalid, desc="conversation ratio",
     )
     unique_scores = np.array([result.values.get(t, np.nan) for t in texts] + [np.nan])

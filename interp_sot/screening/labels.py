@@ -8,17 +8,16 @@ The API path uses the ``neuronpedia`` client and needs ``NEURONPEDIA_API_KEY``.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
-import re
-import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
+
+from interp_sot.features.neuronpedia import batch_files, read_batch
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +25,6 @@ EXPLANATION_COLUMNS = ("model_id", "layer", "index", "description", "explanation
 """Columns of :func:`read_explanations` (export field names in snake case)."""
 _FIELDS = {"modelId": "model_id", "layer": "layer", "index": "index", "description": "description",
            "explanationModelName": "explanation_model", "typeName": "type_name"}
-
-
-def _batch_number(path: Path) -> int:
-    m = re.search(r"batch-(\d+)", path.name)
-    return int(m.group(1)) if m else -1
 
 
 def export_files(path: str | Path) -> list[Path]:
@@ -41,38 +35,16 @@ def export_files(path: str | Path) -> list[Path]:
     if not path.is_dir():
         raise FileNotFoundError(f"no Neuronpedia explanation export at {path}")
     folder = path / "explanations" if (path / "explanations").is_dir() else path
-    files = sorted(
-        (p for p in folder.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz"))), key=lambda p: (_batch_number(p), p.name)
-    )
+    files = batch_files(folder)
     if not files:
         raise FileNotFoundError(f"{folder} holds no batch-N.jsonl.gz explanation files")
     return files
 
 
 def _read_rows(path: Path) -> list[dict[str, object]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows: list[dict[str, object]] = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    raw = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from err
-                if not isinstance(raw, dict) or "index" not in raw or "description" not in raw:
-                    raise ValueError(f"{path}: line {lineno} lacks the 'index' and 'description' fields of an explanation")
-                try:
-                    index = int(raw["index"])
-                except (TypeError, ValueError) as err:
-                    raise ValueError(f"{path}: line {lineno} has a non-integer index {raw['index']!r}") from err
-                row = {col: raw.get(src) for src, col in _FIELDS.items()}
-                row["index"] = index
-                rows.append(row)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read the Neuronpedia export {path}: {err}") from err
-    return rows
+    """One batch's explanation rows (read and checked by the one export reader), in snake-case columns."""
+    return [{**{col: raw.get(src) for src, col in _FIELDS.items()}, "index": int(raw["index"])}
+            for raw in read_batch(path, "explanations")]
 
 
 def read_explanations(path: str | Path) -> pd.DataFrame:

@@ -16,6 +16,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from interp_sot.screening.conversation_ratio import top_contexts
+from interp_sot.screening.screen import rank_order
+
 
 class Pick(NamedTuple):
     """The chosen feature and the screening numbers that chose it."""
@@ -36,8 +39,6 @@ class Pick(NamedTuple):
 
 def source_counts(stats: Any, field: str = "source", k: int = 50) -> np.ndarray:
     """``[d_sae]``: distinct values of document metadata ``field`` among each feature's valid top-k contexts."""
-    from interp_sot.screening.conversation_ratio import top_contexts
-
     contexts = stats.contexts
     d_sae = int(np.asarray(stats.fire_count).reshape(-1).shape[0])
     seq, _pos, valid = top_contexts(stats, np.arange(d_sae), k)
@@ -56,18 +57,14 @@ def source_counts(stats: Any, field: str = "source", k: int = 50) -> np.ndarray:
 def ranked_candidates(table: pd.DataFrame, min_contexts: int = 20, position_column: str = "onset_share") -> pd.DataFrame:
     """Features passing the filter with at least ``min_contexts`` judged contexts, best first.
 
-    Order: conversation ratio, then ``n_sources`` if the table has it, then the position share, then the number
-    of contexts, then max activation (descending), then feature id, so ties between ratio-1.0 features go to the
-    more general and better-evidenced one.
+    Order: :func:`~interp_sot.screening.screen.rank_order` (the table's ``rank`` uses the same ordering).
     """
     for col in ("feature", "conversation_ratio", "passes_filter", "n_contexts", "frequency", "max_act",
                 position_column):
         if col not in table.columns:
             raise ValueError(f"the screening table has no {col!r} column; build it with screening.screen")
     pool = table[table["passes_filter"].astype(bool) & (table["n_contexts"] >= min_contexts)]
-    keys = ["conversation_ratio", *(["n_sources"] if "n_sources" in pool.columns else []), position_column,
-            "n_contexts", "max_act", "feature"]
-    return pool.sort_values(keys, ascending=[k == "feature" for k in keys])
+    return rank_order(pool, position_column)
 
 
 def pick_feature(table: pd.DataFrame, min_contexts: int = 20, position_column: str = "onset_share") -> Pick:

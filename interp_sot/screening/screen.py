@@ -26,8 +26,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from interp_sot.io import atomic_path
+from interp_sot.features.stats import feature_columns, topk_onset_share
+from interp_sot.io import write_frame
 from interp_sot.judging.base import Judge
+from interp_sot.judging.prompts.conversational import CONVERSATIONAL_SCORE
+from interp_sot.judging.prompts.template import PromptTemplate
 from interp_sot.screening.conversation_ratio import (
     ConversationRatio,
     RatioConfig,
@@ -39,6 +42,9 @@ from interp_sot.screening.conversation_ratio import (
 )
 
 logger = logging.getLogger(__name__)
+
+SCORES_FILE = "conversation_scores.jsonl"
+"""Every judged context of a screen's ``work_dir`` (resumable; scoped to the judge and prompt)."""
 
 POSITION_COLUMNS = {
     "onset": "onset_share",
@@ -73,19 +79,14 @@ class FilterConfig:
         return POSITION_COLUMNS[self.position_criterion]
 
 
-def _vector(stats: Any, name: str, d_sae: int) -> np.ndarray:
+def _vector(stats: Any, name: str, d_sae: int) -> np.ndarray | None:
     value = getattr(stats, name, None)
     if value is None:
-        return np.full(d_sae, np.nan)
+        return None
     arr = as_numpy(value).astype(np.float64).reshape(-1)
     if arr.size != d_sae:
         raise ValueError(f"stats.{name} has {arr.size} entries, expected d_sae={d_sae}")
     return arr
-
-
-def _share(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
 def feature_table(
@@ -107,19 +108,21 @@ def feature_table(
             raise ValueError(f"conversation ratios cover feature {int(ratio.features.max())} but d_sae={d_sae}")
         conv[ratio.features] = ratio.ratio
         n_ctx[ratio.features] = ratio.n_contexts
+    cols = feature_columns(n_tokens, fire, *(_vector(stats, name, d_sae) for name in
+                                             ("act_sum", "max_act", "first_n_count", "onset_count")))
     features = np.arange(d_sae)
     table = pd.DataFrame(
         {
             "feature": features,
             "conversation_ratio": conv,
             "n_contexts": n_ctx,
-            "first_n_share": _share(_vector(stats, "first_n_count", d_sae), fire),
-            "onset_share": _share(_vector(stats, "onset_count", d_sae), fire),
+            "first_n_share": cols["first_n_share"],
+            "onset_share": cols["onset_share"],
             "topk_onset_share": _topk_share(stats, d_sae, "topk_onset", int(getattr(stats, "onset_n", 4))),
-            "frequency": fire / n_tokens if n_tokens > 0 else np.full(d_sae, np.nan),
+            "frequency": cols["frequency"],
             "fire_count": fire.astype(np.int64),
-            "max_act": _vector(stats, "max_act", d_sae),
-            "mean_act": _share(_vector(stats, "act_sum", d_sae), fire),
+            "max_act": cols["max_act"],
+            "mean_act": cols["mean_act"],
         },
         index=pd.Index(features, name="feature_id"),
     )
@@ -135,25 +138,32 @@ def _topk_share(stats: Any, d_sae: int, name: str, n: int) -> np.ndarray:
     if getattr(stats, "topk_values", None) is None or getattr(stats, name, None) is None:
         return np.full(d_sae, np.nan)
     _, _, valid = top_contexts(stats, np.arange(d_sae), k=as_numpy(stats.topk_values).shape[1])
-    dist = as_numpy(getattr(stats, name))[:, : valid.shape[1]]
-    hits = (valid & (dist >= 0) & (dist < n)).sum(axis=1).astype(np.float64)
-    return _share(hits, valid.sum(axis=1).astype(np.float64))
+    return topk_onset_share(valid, as_numpy(getattr(stats, name)), n)
+
+
+def rank_order(table: pd.DataFrame, position_column: str = "onset_share") -> pd.DataFrame:
+    """``table`` best first: conversation ratio, then ``n_sources`` (if present), the position share,
+    ``n_contexts`` (if present) and max activation, all descending, then feature id.
+
+    With document labels the ratio saturates at 1.0; the optional columns send ties to the more source-general and
+    better-evidenced feature.
+    """
+    keys = ["conversation_ratio", *(["n_sources"] if "n_sources" in table.columns else []), position_column,
+            *(["n_contexts"] if "n_contexts" in table.columns else []), "max_act", "feature"]
+    return table.sort_values(keys, ascending=[k == "feature" for k in keys])
 
 
 def apply_filter(table: pd.DataFrame, config: FilterConfig | None = None) -> pd.DataFrame:
     """Add ``passes_filter`` and ``rank`` (1 = best passing feature; NA for the rest) to a copy of ``table``.
 
-    Ranking among passing features: conversation ratio, then the position share, then max activation (all
-    descending), then feature id.
+    Ranking among passing features: :func:`rank_order` (the one ordering the pick uses too).
     """
     config = config or FilterConfig()
     col = config.position_column
     out = table.copy()
     passes = (out["conversation_ratio"] > config.ratio_threshold) & (out[col] > config.position_threshold)
     out["passes_filter"] = passes.fillna(False).astype(bool)
-    order = out[out["passes_filter"]].sort_values(
-        ["conversation_ratio", col, "max_act", "feature"], ascending=[False, False, False, True]
-    )
+    order = rank_order(out[out["passes_filter"]], col)
     rank = pd.Series(pd.NA, index=out.index, dtype="Int64")
     rank.loc[order.index] = np.arange(1, len(order) + 1)
     out["rank"] = rank
@@ -172,19 +182,22 @@ def screen(
     work_dir: str | Path | None = None,
     ratio_config: RatioConfig | None = None,
     filter_config: FilterConfig | None = None,
+    template: PromptTemplate = CONVERSATIONAL_SCORE,
 ) -> pd.DataFrame:
     """Screen all features: conversation ratio (judge, or document labels if ``judge`` is None), table, filter.
 
     With ``work_dir`` every judged context is persisted there (``conversation_scores.jsonl``), so an interrupted
     screen resumes, and the table is saved as ``screen.parquet`` and ``screen.csv``.
-    ``features`` restricts judging to a subset (other rows get NaN ratios).
+    ``features`` restricts judging to a subset (other rows get NaN ratios). ``template``: the judge's prompt
+    (see :func:`~interp_sot.screening.conversation_ratio.ratio_from_judge`).
     """
     ratio_config = ratio_config or RatioConfig()
     if judge is not None:
         if render is None:
             raise ValueError("judging contexts needs a renderer: pass render=ContextStore-based render(seq, pos)")
-        store = Path(work_dir) / "conversation_scores.jsonl" if work_dir is not None else None
-        ratio = ratio_from_judge(stats, render, judge, store, features=features, config=ratio_config)
+        store = Path(work_dir) / SCORES_FILE if work_dir is not None else None
+        ratio = ratio_from_judge(stats, render, judge, store, features=features, config=ratio_config,
+                                 template=template)
         if ratio.failed:
             logger.warning("%d contexts stayed unjudged (invalid judge replies); rerun to retry them", ratio.failed)
     elif doc_labels is not None:
@@ -200,12 +213,7 @@ def screen(
 def save_table(table: pd.DataFrame, out_dir: str | Path, name: str = "screen") -> tuple[Path, Path]:
     """Write ``<name>.parquet`` and ``<name>.csv`` atomically (readers never see half a file)."""
     out_dir = Path(out_dir)
-    parquet, csv = out_dir / f"{name}.parquet", out_dir / f"{name}.csv"
-    with atomic_path(parquet) as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(csv) as tmp:
-        table.to_csv(tmp, index=False)
-    return parquet, csv
+    return write_frame(table, out_dir / f"{name}.parquet"), write_frame(table, out_dir / f"{name}.csv")
 
 
 def load_table(path: str | Path) -> pd.DataFrame:

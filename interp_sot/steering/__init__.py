@@ -3,10 +3,16 @@
 The data path reads one way: corpus -> activations -> stats -> screen -> **steer** -> analyze.
 """
 
+from interp_sot.layers import decoder_layers, residual_width, resolve_layer, unwrap
 from interp_sot.steering.contrast import mean_difference_direction, mean_residual, median_residual_norm
-from interp_sot.steering.directions import decoder_matrix, feature_direction, load_direction, save_direction
+from interp_sot.steering.directions import (
+    decoder_matrix,
+    feature_direction,
+    feature_directions,
+    load_direction,
+    save_direction,
+)
 from interp_sot.steering.hook import SteeringHandle, build_offset, steer
-from interp_sot.steering.layers import decoder_layers, residual_width, resolve_layer, unwrap
 
 __all__ = [
     "SteeringHandle",
@@ -14,6 +20,7 @@ __all__ = [
     "decoder_layers",
     "decoder_matrix",
     "feature_direction",
+    "feature_directions",
     "load_direction",
     "mean_difference_direction",
     "mean_residual",

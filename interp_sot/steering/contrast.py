@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from interp_sot.activations import forward_to_layer
-from interp_sot.steering.layers import resolve_layer, unwrap
+from interp_sot.layers import resolve_layer, unwrap
 
 
 @torch.no_grad()

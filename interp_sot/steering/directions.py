@@ -13,8 +13,11 @@ from typing import Any, Literal
 
 import torch
 
-Norm = Literal["unit", "sae"]
-NORMS: tuple[str, ...] = ("unit", "sae")
+from interp_sot.io import atomic_path
+
+DirectionUnits = Literal["unit", "sae"]
+"""What one unit of strength adds: the unit-norm decoder row, or the raw sae-lens decoder row."""
+DIRECTION_UNITS: tuple[str, ...] = ("unit", "sae")
 
 
 def decoder_matrix(sae: Any) -> torch.Tensor:
@@ -25,10 +28,13 @@ def decoder_matrix(sae: Any) -> torch.Tensor:
     return w
 
 
-def feature_direction(sae: Any, index: int | Sequence[int], norm: Norm = "unit") -> torch.Tensor:
-    """Steering direction(s) of SAE feature(s): [d_model] for an int, [F, d_model] for a list (float32, detached)."""
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+def feature_direction(sae: Any, index: int | Sequence[int], units: DirectionUnits = "unit") -> torch.Tensor:
+    """Steering direction(s) of SAE feature(s): [d_model] for an int, [F, d_model] for a list (float32, detached).
+
+    ``units`` chooses what a strength of 1 adds (see the module docstring); it is not a norm of anything.
+    """
+    if units not in DIRECTION_UNITS:
+        raise ValueError(f"units must be one of {DIRECTION_UNITS} (strength units, not a norm), got {units!r}")
     w = decoder_matrix(sae)
     single = isinstance(index, int) and not isinstance(index, bool)
     indices = [index] if single else list(index)  # type: ignore[arg-type]
@@ -38,7 +44,7 @@ def feature_direction(sae: Any, index: int | Sequence[int], norm: Norm = "unit")
         if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < w.shape[0]:
             raise ValueError(f"feature index {i!r} out of range: the SAE has features 0..{w.shape[0] - 1}")
     rows = w.detach()[torch.tensor(indices, device=w.device)].to(torch.float32)
-    if norm == "unit":
+    if units == "unit":
         norms = rows.norm(dim=-1, keepdim=True)
         if (norms == 0).any():
             dead = [i for i, n in zip(indices, norms.flatten().tolist(), strict=True) if n == 0]
@@ -47,11 +53,16 @@ def feature_direction(sae: Any, index: int | Sequence[int], norm: Norm = "unit")
     return rows[0] if single else rows
 
 
+def feature_directions(sae: Any, features: Sequence[int], units: DirectionUnits) -> dict[int, torch.Tensor]:
+    """Feature -> its [d_model] direction in ``units``: the directions mapping a sweep or control run takes."""
+    ids = [int(f) for f in features]
+    table = feature_direction(sae, ids, units=units)
+    return {f: table[i] for i, f in enumerate(ids)}
+
+
 def save_direction(path: str | Path, direction: torch.Tensor, **metadata: str) -> None:
     """Write a direction as safetensors (key ``direction``), atomically, with string metadata."""
     from safetensors.torch import save_file
-
-    from interp_sot.io import atomic_path
 
     with atomic_path(path) as tmp:
         save_file({"direction": direction.detach().to(torch.float32).contiguous().cpu()}, str(tmp), metadata=metadata)

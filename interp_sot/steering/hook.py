@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from interp_sot.steering.layers import layer_param, residual_width, resolve_layer, unwrap
+from interp_sot.layers import layer_param, residual_width, resolve_layer, unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _cache_length(args: tuple[Any, ...], kwargs: dict[str, Any], layer_idx: int,
         return None
     for value in (*kwargs.values(), *args[1:]):
         if isinstance(value, cache_type):
-            length = value.get_seq_length(layer_idx)
+            length = cast(Any, value).get_seq_length(layer_idx)
             return length if isinstance(length, int) else None
     return None
 
@@ -113,7 +113,9 @@ class SteeringHandle:
         self.scope = scope
         self.batch_size: int | None = offset.shape[0] if offset.shape[0] > 1 else None
         self.calls = 0
-        """Hook invocations so far (one per layer per forward call): lets tests see steering at every step."""
+        """Eager hook invocations so far (one per layer per forward call): lets tests see steering at every step.
+        Calls inside a ``torch.compile``d graph are not counted: Dynamo guards on a Python int it mutates, so
+        counting there would recompile the decode step at every token."""
         self._offset = offset
         self._modules = layers
         self._handles: list[RemovableHandle] = []
@@ -206,9 +208,11 @@ class SteeringHandle:
         length = h.shape[1]
         past = _cache_length(args, kwargs, idx, self._cache_type)
         if past is not None:
-            if past == 0 or self._prompt_len[idx] is None:
-                self._prompt_len[idx] = past + length if past == 0 else past
-            return max(0, min(length, self._prompt_len[idx] - past))
+            prompt_len = self._prompt_len[idx]
+            if past == 0 or prompt_len is None:
+                prompt_len = past + length if past == 0 else past
+                self._prompt_len[idx] = prompt_len
+            return max(0, min(length, prompt_len - past))
         prompt, last = self._prompt_len[idx], self._last_len[idx]
         self._last_len[idx] = length
         if prompt is not None and last is not None and length == last + 1:
@@ -218,7 +222,8 @@ class SteeringHandle:
 
     def _add(self, h: torch.Tensor, skip: int, *, inplace: bool) -> torch.Tensor:
         """h[:, skip:] += offset, in place unless autograd needs the original (h: [batch, pos, d_model])."""
-        self.calls += 1
+        if not torch.compiler.is_compiling():
+            self.calls += 1
         if self.batch_size is not None and h.shape[0] != self.batch_size:
             self.remove()
             raise ValueError(

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from interp_sot.activations import forward_to_layer
 from interp_sot.io import atomic_path, atomic_write_json
-from interp_sot.steering.layers import resolve_layer
+from interp_sot.layers import resolve_layer
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from interp_sot.io import atomic_write_json
+from interp_sot.io import atomic_write_json, replaced_dir
 
 log = logging.getLogger(__name__)
 
@@ -77,27 +77,9 @@ def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int, skip: int =
         epoch, start = epoch + 1, 0
 
 
-def _staging(folder: Path) -> Path:
-    """An empty sibling folder to write into before :func:`_swap_in`."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    return tmp
-
-
-def _swap_in(tmp: Path, folder: Path) -> None:
-    """Replace ``folder`` by the complete ``tmp``; the old one is only deleted once the new one is in place."""
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _save(trainer: Any, folder: Path) -> None:
-    tmp = _staging(folder)
-    trainer.save_checkpoint(tmp.name, base_path=str(folder.parent))
-    _swap_in(tmp, folder)
+    with replaced_dir(folder) as tmp:  # a kill mid-save keeps the previous checkpoint
+        trainer.save_checkpoint(tmp.name, base_path=str(tmp.parent))
 
 
 def train_topk_sae(acts: torch.Tensor, cfg: SAETrainConfig, work_dir: Path,
@@ -178,8 +160,7 @@ def export_fp16(sae: Any, out_dir: Path, metadata: dict[str, Any]) -> Path:
     inference.cfg.dtype = "float16"
     for key, value in metadata.items():
         setattr(inference.cfg.metadata, key, value)
-    tmp = _staging(out_dir)
-    inference.save_model(str(tmp))
-    _swap_in(tmp, out_dir)
+    with replaced_dir(out_dir) as tmp:
+        inference.save_model(str(tmp))
     shutil.rmtree(staging, ignore_errors=True)
     return out_dir

@@ -17,7 +17,7 @@ class PromptTemplate:
     version: str
     """Bumped whenever the wording or the expected reply format changes; part of every cache key."""
     system: str
-    """System message, used verbatim (no fields), so a judge can recognise the task from it."""
+    """System message, used verbatim (no fields), so a judge can recognise the task from it; empty: none sent."""
     user: str
     """User message with ``str.format`` fields, e.g. ``{contexts}``."""
     fields: tuple[str, ...] = field(init=False)
@@ -42,7 +42,5 @@ class PromptTemplate:
             raise ValueError(
                 f"prompt {self.key}: missing fields {sorted(missing)}, unexpected fields {sorted(extra)}"
             )
-        return [
-            {"role": "system", "content": self.system},
-            {"role": "user", "content": self.user.format(**values)},
-        ]
+        user: Message = {"role": "user", "content": self.user.format(**values)}
+        return [{"role": "system", "content": self.system}, user] if self.system else [user]

@@ -1,6 +1,6 @@
 """The Countdown task (TinyZero conventions): problems, prompts, answer extraction and exact verification."""
 
-from interp_sot.tasks.countdown.answers import ExtractedAnswer, extract_answer, find_answer
+from interp_sot.tasks.countdown.answers import ANSWER_RULES, AnswerRule, ExtractedAnswer, extract_answer, find_answer
 from interp_sot.tasks.countdown.loader import load_tinyzero, problems_from_records
 from interp_sot.tasks.countdown.problems import CountdownProblem, GeneratorConfig, generate_problems, sample_problems
 from interp_sot.tasks.countdown.prompts import (
@@ -16,8 +16,10 @@ from interp_sot.tasks.countdown.solver import reachable, solve
 from interp_sot.tasks.countdown.verify import Verdict, check, normalize_operators, verify
 
 __all__ = [
+    "ANSWER_RULES",
     "PROMPT_STYLES",
     "TINYZERO_TEMPLATE",
+    "AnswerRule",
     "CountdownProblem",
     "ExtractedAnswer",
     "GeneratorConfig",

@@ -1,21 +1,39 @@
-"""Finding the final answer in a completion: the last ``<answer>...</answer>``, optionally the last ``\\boxed{}``.
+"""Finding the final answer in a completion, by one of two rules, with an optional ``\\boxed{}`` fallback.
 
-TinyZero takes the last non-greedy ``<answer>(.*?)</answer>`` match. Here the closing tag is found first and the
-nearest opening tag before it is paired with it, so ``<answer> draft <answer> 1+2 </answer>`` yields ``1+2``
-(TinyZero would yield ``draft <answer> 1+2``, which then fails). A public reproduction of the paper found many
-correct traces that never wrote the tags, so ``boxed_fallback=True`` falls back to the last ``\\boxed{...}``
-(braces balanced) when no complete answer tag exists; the default stays TinyZero-strict.
+Rules (``AnswerRule``):
+
+- ``"last_tag"`` (the project's default): the last ``</answer>`` paired with the nearest ``<answer>`` before it, so
+  ``<answer> draft <answer> 1+2 </answer>`` yields ``1+2``.
+- ``"tinyzero"``: TinyZero's own ``extract_solution`` (``verl/utils/reward_score/countdown.py``): only the *last
+  line* of the text is searched, and of the non-overlapping non-greedy ``<answer>(.*?)</answer>`` matches on it the
+  last one wins, so ``<answer> draft <answer> 1+2 </answer>`` yields ``draft <answer> 1+2`` (which then fails to
+  verify) and an answer followed by a newline and more text is not found at all. TinyZero first drops everything
+  before the first ``Assistant:`` of prompt + completion; the prompt always holds that marker, so on a completion
+  alone the rule is "last line of the completion" (when the completion has no newline its last line continues the
+  prompt's, which ends in ``<think>`` and holds no answer).
+
+A public reproduction of the paper found many correct traces that never wrote the tags, so ``boxed_fallback=True``
+falls back to the last ``\\boxed{...}`` whose braces close (the one that starts last) when the rule finds nothing.
+
+Every extraction here is linear in the length of the completion, whatever it holds: a 4,096-token degenerate row
+(thousands of unclosed ``\\boxed{`` or ``<answer>``) cannot stall scoring. ``re``'s ``<answer>(.*?)</answer>``
+would rescan to the end of the line from every unclosed ``<answer>`` (quadratic), so the tinyzero rule is a
+two-pointer scan with the same matches; the boxed fallback matches braces with one stack in one pass.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal, NamedTuple
 
 OPEN_TAG = "<answer>"
 CLOSE_TAG = "</answer>"
 _BOXED = "\\boxed{"
+_BRACE_TOKENS = re.compile(r"\\boxed\{|[{}]")
 
 AnswerSource = Literal["answer_tag", "boxed"]
+AnswerRule = Literal["last_tag", "tinyzero"]
+ANSWER_RULES: tuple[AnswerRule, ...] = ("last_tag", "tinyzero")
 
 
 class ExtractedAnswer(NamedTuple):
@@ -35,30 +53,58 @@ def _last_tagged(completion: str) -> str | None:
     return completion[start + len(OPEN_TAG) : end]
 
 
+def _tinyzero_tagged(completion: str) -> str | None:
+    """Last of ``re.finditer(r"<answer>(.*?)</answer>", last_line)`` without re's quadratic worst case.
+
+    finditer's matches are non-overlapping, leftmost first: from ``pos`` the next match opens at the first
+    ``<answer>`` at or after ``pos`` and closes at the first ``</answer>`` after that opening. When no closing tag
+    follows an opening, no later opening can be closed either, so the scan stops. ``pos`` only moves forward:
+    linear time. (``.`` excludes only ``\\n``, and the last line holds none.)
+    """
+    line = completion[completion.rfind("\n") + 1 :]
+    pos, last = 0, None
+    while True:
+        start = line.find(OPEN_TAG, pos)
+        if start < 0:
+            return last
+        body = start + len(OPEN_TAG)
+        end = line.find(CLOSE_TAG, body)
+        if end < 0:
+            return last
+        last = line[body:end]
+        pos = end + len(CLOSE_TAG)
+
+
 def _last_boxed(completion: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` whose braces close; None if there is none."""
-    start = completion.rfind(_BOXED)
-    while start >= 0:
-        depth = 1
-        i = start + len(_BOXED)
-        while i < len(completion):
-            ch = completion[i]
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    return completion[start + len(_BOXED) : i]
-            i += 1
-        start = completion.rfind(_BOXED, 0, start)  # unclosed (truncated): try an earlier one
-    return None
+    """Content of the complete ``\\boxed{...}`` (braces balanced) that starts last; None if there is none.
+
+    One left-to-right pass over the braces: every ``{`` is pushed (marked when it opens a ``\\boxed{``), every
+    ``}`` pops its match. Stack matching pairs each opening with the same closing brace as counting depth from
+    that opening would, so this equals "try the last ``\\boxed{``, then earlier ones while unclosed" in O(n).
+    """
+    stack: list[int] = []  # start of the content for a \boxed{ opening, -1 for a plain {
+    best_start, best_end = -1, -1
+    for m in _BRACE_TOKENS.finditer(completion):
+        token = m.group()
+        if token == "}":
+            if stack:
+                start = stack.pop()
+                if start > best_start:
+                    best_start, best_end = start, m.start()
+        else:
+            stack.append(m.end() if token == _BOXED else -1)
+    return completion[best_start:best_end] if best_start >= 0 else None
 
 
-def find_answer(completion: str | None, *, boxed_fallback: bool = False) -> ExtractedAnswer | None:
-    """The final answer and where it came from; None when the completion holds none."""
+def find_answer(
+    completion: str | None, *, boxed_fallback: bool = False, rule: AnswerRule = "last_tag"
+) -> ExtractedAnswer | None:
+    """The final answer and where it came from; None when the completion holds none (see the module doc)."""
+    if rule not in ANSWER_RULES:
+        raise ValueError(f"answer rule must be one of {ANSWER_RULES}, got {rule!r}")
     if not isinstance(completion, str):
         return None
-    tagged = _last_tagged(completion)
+    tagged = _tinyzero_tagged(completion) if rule == "tinyzero" else _last_tagged(completion)
     if tagged is not None:
         return ExtractedAnswer(tagged.strip(), "answer_tag")
     if boxed_fallback:
@@ -68,7 +114,9 @@ def find_answer(completion: str | None, *, boxed_fallback: bool = False) -> Extr
     return None
 
 
-def extract_answer(completion: str | None, *, boxed_fallback: bool = False) -> str | None:
-    """The text of the last complete ``<answer>...</answer>`` (stripped), else the last ``\\boxed{}`` if asked."""
-    found = find_answer(completion, boxed_fallback=boxed_fallback)
+def extract_answer(
+    completion: str | None, *, boxed_fallback: bool = False, rule: AnswerRule = "last_tag"
+) -> str | None:
+    """The text of the final answer (stripped) by ``rule``, else the last ``\\boxed{}`` if asked; None if none."""
+    found = find_answer(completion, boxed_fallback=boxed_fallback, rule=rule)
     return None if found is None else found.text

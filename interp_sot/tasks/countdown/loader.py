@@ -1,24 +1,48 @@
 """Loading Countdown problems in the TinyZero format (``target``, ``nums``) from a file or a Hugging Face dataset.
 
 Accepted sources: ``.jsonl``, ``.json`` (a list of records or a dict of columns), ``.parquet``, ``.csv`` (``nums``
-as a JSON list), or a dataset id such as ``Jiayi-Pan/Countdown-Tasks-3to4`` (loaded with ``datasets``; needs the
-hub or its local cache). A record's ``problem_id`` / ``id`` is kept when present; otherwise problems are numbered
-by their position in the source, so ids are stable as long as the source is.
+as a JSON list), or a Hub dataset id such as ``Jiayi-Pan/Countdown-Tasks-3to4``. A dataset id is read from the hub
+cache through :mod:`interp_sot.hub` (so ``HF_HUB_OFFLINE=1`` works with files fetched by
+``huggingface-cli download --repo-type dataset``) and downloaded into it when online. A source that looks like a
+path is never sent to the Hub. A record's ``problem_id`` / ``id`` is kept when present; otherwise problems are
+numbered by their row in the source (``Countdown-Tasks-3to4-327680`` is row 327,680 of its ``train`` split), so ids
+are stable as long as the source is.
+
+TinyZero's split (``tinyzero_split``): of the dataset's ``train`` split, rows ``[0, 327680)`` are its train set and
+the next 1,024 rows its test set, the paper's 1,024 evaluation problems (TinyZero's
+``examples/data_preprocess/countdown.py``: ``TRAIN_SIZE = 327680``, ``TEST_SIZE = 1024``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from interp_sot.tasks.countdown.problems import CountdownProblem
 
 logger = logging.getLogger(__name__)
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+TINYZERO_TRAIN_SIZE = 327_680
+"""Rows of the dataset's ``train`` split that TinyZero trains on (its first rows)."""
+TINYZERO_TEST_SIZE = 1_024
+"""Rows right after the train rows that TinyZero evaluates on: the paper's 1,024 problems."""
+TinyZeroSplit = Literal["train", "test"]
+TINYZERO_SPLITS: tuple[TinyZeroSplit, ...] = ("train", "test")
+REQUIRED_FIELDS = ("target", "nums")
+
+
+def tinyzero_rows(which: TinyZeroSplit) -> range:
+    """Row numbers (within the dataset's ``train`` split) of TinyZero's train or test set."""
+    if which == "train":
+        return range(0, TINYZERO_TRAIN_SIZE)
+    if which == "test":
+        return range(TINYZERO_TRAIN_SIZE, TINYZERO_TRAIN_SIZE + TINYZERO_TEST_SIZE)
+    raise ValueError(f"tinyzero_split must be one of {TINYZERO_SPLITS}, got {which!r}")
 
 
 def _as_int(value: Any, what: str) -> int:
@@ -50,11 +74,11 @@ def _as_nums(value: Any, what: str) -> tuple[int, ...]:
 
 
 def problems_from_records(
-    records: Iterable[Mapping[str, Any]], *, source: str, id_prefix: str
+    records: Iterable[Mapping[str, Any]], *, source: str, id_prefix: str, first_row: int = 0
 ) -> list[CountdownProblem]:
-    """Validate TinyZero-style records; errors name the source and the record index."""
+    """Validate TinyZero-style records; errors name the source and the record's row (``first_row`` + index)."""
     out: list[CountdownProblem] = []
-    for i, rec in enumerate(records):
+    for i, rec in enumerate(records, start=first_row):
         where = f"{source}: record {i}"
         if not isinstance(rec, Mapping):
             raise ValueError(f"{where} is a {type(rec).__name__}, expected an object with 'target' and 'nums'")
@@ -79,7 +103,7 @@ def problems_from_records(
     return out
 
 
-def _read_file(path: Path) -> list[Mapping[str, Any]]:
+def _read_text_records(path: Path) -> list[Mapping[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
@@ -105,8 +129,55 @@ def _read_file(path: Path) -> list[Mapping[str, Any]]:
         return data
     import pandas as pd
 
-    frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
-    return frame.to_dict(orient="records")
+    frame = pd.read_csv(path)
+    _check_columns(path, [str(c) for c in frame.columns])
+    return [{str(k): v for k, v in rec.items()} for rec in frame.to_dict(orient="records")]
+
+
+def _check_columns(path: Path, columns: list[str]) -> None:
+    missing = [k for k in REQUIRED_FIELDS if k not in columns]
+    if missing:
+        raise ValueError(f"{path}: no column(s) {missing}; found {columns} (TinyZero format: 'target', 'nums')")
+
+
+def _read_file(path: Path, window: range) -> tuple[list[Mapping[str, Any]], int]:
+    """The records of ``path`` whose row numbers fall in ``window``, and the file's row count.
+
+    Parquet files are sliced before any row becomes a Python object: TinyZero's test split is 1,024 rows of 490k.
+    """
+    if path.suffix.lower() != ".parquet":
+        records = _read_text_records(path)
+        return records[window.start : window.stop], len(records)
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    _check_columns(path, list(pf.schema_arrow.names))
+    total = pf.metadata.num_rows
+    start, stop = min(window.start, total), min(window.stop, total)
+    if start >= stop:
+        return [], total
+    return pf.read().slice(start, stop - start).to_pylist(), total
+
+
+def _read_hub_dataset(repo_id: str, split: str, window: range) -> tuple[list[Mapping[str, Any]], int]:
+    """Records in ``window`` (row numbers over the split's files in order) and the split's row count."""
+    from interp_sot.hub import dataset_split_files
+
+    files = dataset_split_files(repo_id, split)
+    logger.info("loading Countdown problems from %s (split %s): %d file(s)", repo_id, split, len(files))
+    records: list[Mapping[str, Any]] = []
+    offset = 0
+    for f in files:
+        if f.suffix.lower() not in FILE_SUFFIXES:
+            raise ValueError(f"dataset {repo_id}: cannot read {f.name} (readable: {FILE_SUFFIXES})")
+        local = range(max(window.start - offset, 0), max(window.stop - offset, 0))
+        try:
+            got, n = _read_file(f, local)
+        except ValueError as err:
+            raise ValueError(f"dataset {repo_id} (split {split}): {err}") from err
+        records.extend(got)
+        offset += n
+    return records, offset
 
 
 def load_tinyzero(
@@ -115,26 +186,39 @@ def load_tinyzero(
     split: str = "train",
     limit: int | None = None,
     id_prefix: str | None = None,
+    tinyzero_split: TinyZeroSplit | None = None,
 ) -> list[CountdownProblem]:
-    """Problems from a local file (see module doc) or a Hugging Face dataset id; the first ``limit`` if given."""
+    """Problems from a local file or a Hub dataset id (see module doc).
+
+    ``tinyzero_split``: keep only TinyZero's train or test rows (``"test"``: the paper's 1,024 problems, rows
+    327,680..328,703 of the ``train`` split); the source must hold the whole ``train`` split. ``limit``: the first
+    ``limit`` problems after that.
+    """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    path = Path(source)
-    if path.is_file():
-        records = _read_file(path)
+    rows = tinyzero_rows(tinyzero_split) if tinyzero_split is not None else None
+    if rows is not None and split != "train":
+        raise ValueError(f"TinyZero's {tinyzero_split} set is cut from the 'train' split, not {split!r}")
+    from interp_sot.hub import looks_like_path
+
+    window = rows if rows is not None else range(0, sys.maxsize)
+    if limit is not None:
+        window = range(window.start, min(window.stop, window.start + limit))
+    if looks_like_path(source):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"Countdown problem file not found (or not a file): {path}")
+        records, total = _read_file(path, window)
         prefix = id_prefix or path.stem
         label = str(path)
-    elif path.suffix.lower() in FILE_SUFFIXES or path.exists():
-        raise FileNotFoundError(f"Countdown problem file not found (or not a file): {path}")
     else:
-        from datasets import load_dataset
-
         name = str(source)
-        logger.info("loading Countdown problems from the Hugging Face dataset %s (split %s)", name, split)
-        ds = load_dataset(name, split=split if limit is None else f"{split}[:{limit}]")
-        records = list(ds)
+        records, total = _read_hub_dataset(name, split, window)
         prefix = id_prefix or name.split("/")[-1]
         label = f"{name}[{split}]"
-    if limit is not None:
-        records = records[:limit]
-    return problems_from_records(records, source=label, id_prefix=prefix)
+    if rows is not None and total < rows.stop:
+        raise ValueError(
+            f"{label} has {total} rows; TinyZero's {tinyzero_split} set needs rows {rows.start}..{rows.stop - 1} "
+            "(give the whole train split of Jiayi-Pan/Countdown-Tasks-3to4)"
+        )
+    return problems_from_records(records, source=label, id_prefix=prefix, first_row=window.start)

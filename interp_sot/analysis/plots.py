@@ -1,4 +1,5 @@
-"""The report's PNG: accuracy vs strength (95% Wilson bars), behaviour rates vs strength, control groups.
+"""Every PNG of a run: the sweep report (accuracy, behaviour rates, control groups) and the analyze stage's
+accuracy + effect plot; both draw accuracy with :func:`draw_accuracy` (the demo's figure too).
 
 matplotlib is imported here only (the ``plot`` extra), through its object API so no global backend is touched.
 """
@@ -6,17 +7,25 @@ matplotlib is imported here only (the ``plot`` extra), through its object API so
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pandas as pd
 
+from interp_sot.analysis.traces import ControlComparison
 from interp_sot.io import atomic_path
-
-if TYPE_CHECKING:
-    from interp_sot.experiments.report import ControlComparison
 
 MAX_LINES = 8
 """Behaviour panels are drawn only for sweeps over at most this many features."""
+
+
+def draw_accuracy(ax: Any, acc: pd.DataFrame, *, low: str = "ci_low", high: str = "ci_high", percent: bool = False,
+                  label: str | None = None) -> None:
+    """Accuracy against strength with its interval as error bars (``acc``: strength, accuracy, low, high)."""
+    part = acc.sort_values("strength")
+    scale = 100.0 if percent else 1.0
+    y = scale * part["accuracy"]
+    ax.errorbar(part["strength"], y, yerr=[y - scale * part[low], scale * part[high] - y], marker="o", capsize=3,
+                label=label)
 
 
 def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, ctrl: ControlComparison | None, path: str | Path) -> Path:
@@ -36,10 +45,7 @@ def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, ctrl: ControlCompar
     for ax, panel in zip(axes, panels, strict=True):
         if panel == "accuracy":
             for feature, part in acc.groupby("feature", sort=True):
-                part = part.sort_values("strength")
-                y = 100 * part["accuracy"]
-                err = [y - 100 * part["wilson_low"], 100 * part["wilson_high"] - y]
-                ax.errorbar(part["strength"], y, yerr=err, marker="o", capsize=3, label=f"feature {feature}")
+                draw_accuracy(ax, part, low="wilson_low", high="wilson_high", percent=True, label=f"feature {feature}")
             ax.set_xlabel("steering strength s")
             ax.set_ylabel("accuracy (%)")
             ax.set_title("Countdown accuracy (95% Wilson CI)")
@@ -50,7 +56,7 @@ def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, ctrl: ControlCompar
             several = part_b["feature"].nunique() > 1
             for (behaviour, feature), part in part_b.groupby(["behaviour", "feature"], sort=True):
                 part = part.sort_values("strength")
-                name = behaviour.split(".", 1)[1] + (f" ({feature})" if several else "")
+                name = str(behaviour).split(".", 1)[1] + (f" ({feature})" if several else "")
                 ax.plot(part["strength"], part["mean"], marker=".", label=name)
             ax.set_xlabel("steering strength s")
             if panel == "heuristic":
@@ -63,9 +69,9 @@ def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, ctrl: ControlCompar
         else:
             assert ctrl is not None
             g = ctrl.groups
-            y = 100 * g["accuracy"]
-            err = [y - 100 * g["wilson_low"], 100 * g["wilson_high"] - y]
-            ax.bar(g["group"].astype(str), y, yerr=err, capsize=4, color="tab:gray")
+            pct = 100 * g["accuracy"]
+            ax.bar(g["group"].astype(str), pct, yerr=[pct - 100 * g["wilson_low"], 100 * g["wilson_high"] - pct],
+                   capsize=4, color="tab:gray")
             ax.set_ylabel("accuracy (%)")
             ax.set_title("Control features (95% Wilson CI)")
     fig.tight_layout()
@@ -73,3 +79,25 @@ def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, ctrl: ControlCompar
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     return out
+
+
+def plot_analysis(acc: pd.DataFrame, reg: pd.DataFrame, treated_term: str, path: Path) -> Path:
+    """Accuracy by strength (left) and each outcome's treated-vs-baseline coefficient with its CI (right)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4))
+    ax1, ax2 = fig.subplots(1, 2)
+    draw_accuracy(ax1, acc)
+    ax1.set(xlabel="steering strength", ylabel="accuracy", title="Accuracy by strength (95% Wilson CI)")
+    rows = reg[reg["term"] == treated_term] if len(reg) else reg
+    if len(rows):
+        y = list(range(len(rows)))
+        ax2.errorbar(rows["coef"], y, xerr=[rows["coef"] - rows["ci_low"], rows["ci_high"] - rows["coef"]], fmt="o",
+                     capsize=3)
+        ax2.set_yticks(y, rows["outcome"].tolist())
+        ax2.axvline(0, color="grey", lw=0.8)
+    ax2.set(xlabel=f"effect of {treated_term} vs baseline (95% CI)", title="Problem-FE regressions")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    return path

@@ -1,16 +1,19 @@
-"""A small OpenAI-compatible chat-completions server on loopback, answering with the heuristic judge.
+"""Test fixture: an OpenAI-compatible chat-completions server on loopback that answers with the heuristic judge
+and injects the faults real servers produce (test-only code; the real-server tests use ``transformers serve``).
 
-For tests, benchmarks and dry runs of the HTTP path without a model: the client code that talks to it is the one
-that talks to vLLM or a hosted API. It can inject the faults real servers produce, one per request, in order:
+The client code that talks to it is the one that talks to vLLM or a hosted API. Requests with ``"stream": true``
+get server-sent events (one content piece per event). Faults, one per request, in order:
 
 - ``timeout``: wait ``timeout_sleep_s`` before answering (longer than the client's timeout)
 - ``429``: HTTP 429 with ``Retry-After: retry_after_s``; ``500``: HTTP 500
-- ``malformed``: HTTP 200 whose body is not JSON; ``truncated``: a body shorter than its Content-Length
+- ``malformed``: HTTP 200 whose body is not JSON (nor server-sent events)
+- ``truncated``: a body shorter than its Content-Length, or a stream that stops before its finish event
 - ``drop``: close the connection without answering
+- ``slow``: stream the reply in pieces ``slow_gap_s`` apart (a slow server that is making progress)
 
 ``die_after=N`` makes the process exit abruptly after N completions (a crash mid-run). Control endpoints:
 ``POST /control/faults`` ``{"faults": [...]}`` appends faults; ``GET /control/stats`` returns counters.
-Run as a process: ``python -m interp_sot.judging.loopback_server --port-file F [--latency S] [--die-after N]``.
+Run as a process: ``python tests/fault_server.py --port-file F [--latency S] [--die-after N]``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 from interp_sot.judging.heuristic import HeuristicJudge
 
-FAULTS = ("timeout", "429", "500", "malformed", "truncated", "drop")
+FAULTS = ("timeout", "429", "500", "malformed", "truncated", "drop", "slow")
 """Fault names accepted by the server."""
 
 
@@ -48,6 +51,8 @@ class ServerOptions:
     """``Retry-After`` value sent with injected 429s."""
     timeout_sleep_s: float = 2.0
     """How long an injected ``timeout`` stalls."""
+    slow_gap_s: float = 0.2
+    """Pause between the streamed pieces of a ``slow`` reply."""
     die_after: int | None = None
     """Exit the process (``os._exit``) after this many completions; only for subprocess servers."""
     faults: list[str] = field(default_factory=list)
@@ -70,6 +75,7 @@ class _State:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.prompt_chars = 0
+        self.bodies: list[dict[str, Any]] = []
 
     def add_faults(self, faults: Iterable[str]) -> None:
         faults = list(faults)
@@ -87,6 +93,8 @@ class _State:
                 "peak_in_flight": self.peak_in_flight,
                 "prompt_chars": self.prompt_chars,
                 "faults_left": len(self.faults),
+                "max_tokens": [b.get("max_tokens") for b in self.bodies],
+                "streamed": sum(bool(b.get("stream")) for b in self.bodies),
             }
 
 
@@ -160,6 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             self._send_json(400, {"error": {"message": "body must be JSON with model and messages"}})
             return
+        with st.lock:
+            st.bodies.append({k: v for k, v in request.items() if k != "messages"})
+        stream = bool(request.get("stream"))
         if opts.models and model not in opts.models:
             self._send_json(404, {"error": {"message": f"The model `{model}` does not exist."}})
             return
@@ -180,7 +191,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             return
         elif fault in ("truncated", "drop"):
-            if fault == "truncated":
+            if fault == "truncated" and stream:
+                self._start_stream()
+                self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": "{\"sco"}}]})
+            elif fault == "truncated":
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", "4096")
@@ -210,9 +224,38 @@ class _Handler(BaseHTTPRequestHandler):
             st.prompt_chars += prompt_chars
             done = st.completions
         with contextlib.suppress(OSError):  # the client may have given up (timeout fault)
-            self._send_json(200, reply)
+            if stream:
+                self._stream_reply(reply, opts.slow_gap_s if fault == "slow" else 0.0)
+            else:
+                self._send_json(200, reply)
         if opts.die_after is not None and done >= opts.die_after:
             os._exit(3)
+
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def _event(self, obj: Any) -> None:
+        self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
+        self.wfile.flush()
+
+    def _stream_reply(self, reply: dict[str, Any], gap_s: float) -> None:
+        """The reply as server-sent events: role, the text in pieces of 8 characters, finish, usage, [DONE]."""
+        text = reply["choices"][0]["message"]["content"]
+        base = {"id": reply["id"], "object": "chat.completion.chunk", "created": reply["created"], "model": reply["model"]}
+        self._start_stream()
+        self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+        for i in range(0, len(text), 8):
+            if gap_s:
+                time.sleep(gap_s)
+            self._event({**base, "choices": [{"index": 0, "delta": {"content": text[i:i + 8]}}]})
+        self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        self._event({**base, "choices": [], "usage": reply["usage"]})
+        self._event(b"[DONE]")
 
 
 class LoopbackServer:

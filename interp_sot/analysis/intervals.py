@@ -61,6 +61,15 @@ def _percentile(x: np.ndarray, confidence: float) -> tuple[float, float]:
     return (float(lo), float(hi))
 
 
+def resample_counts(rng: np.random.Generator, n_units: int, n_draws: int) -> np.ndarray:
+    """[n_draws, n_units]: how often each unit (problem) enters each bootstrap resample of ``n_units`` draws.
+
+    The one cluster-resampling rule of the package: the sweep report's intervals and the mediation bootstrap
+    both weight whole problems by these counts.
+    """
+    return rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_draws)
+
+
 def cluster_bootstrap(
     values: Sequence[float] | np.ndarray,
     clusters: Sequence[object],
@@ -95,8 +104,7 @@ def cluster_bootstrap(
     np.add.at(counts, (co, cl), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         estimate = sums.sum(axis=1) / counts.sum(axis=1)
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(n_cl, np.full(n_cl, 1.0 / n_cl), size=n_boot).astype(np.float64)  # [B, P]
+    weights = resample_counts(np.random.default_rng(seed), n_cl, n_boot).astype(np.float64)  # [B, P]
     with np.errstate(invalid="ignore", divide="ignore"):
         draws = (weights @ sums.T) / (weights @ counts.T)
     return BootstrapDraws(co_labels, estimate, draws)

@@ -1,0 +1,361 @@
+"""Flags and input loading shared by ``interp-sot steer`` and ``interp-sot controls``: model and direction
+flags, problem and sampling flags, and turning them into the objects and configs the stages take; and the
+``--plan`` flags (also used by ``interp-sot stats``): print the time/memory plan, or refuse a run that cannot fit."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from interp_sot.tasks.countdown.answers import ANSWER_RULES
+from interp_sot.tasks.countdown.loader import TINYZERO_SPLITS
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+HEADROOM = 0.1
+"""Share of the device memory a plan keeps free for the allocator and kernels."""
+UNITS = ("unit", "sae", "max_act", "resid")
+"""Strength units (``steering.strength_units``; listed here so that ``--help`` never imports torch)."""
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as err:
+        raise SystemExit(f"{flag}: {err}") from err
+    if not values:
+        raise SystemExit(f"{flag}: give at least one value")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise SystemExit(f"{flag}: values must be finite numbers, got {bad}")
+    if len(set(values)) != len(values):
+        raise SystemExit(f"{flag}: values are listed twice: {values}")
+    return values
+
+
+def parse_strengths(args: argparse.Namespace, flag: str = "--strengths") -> list[float]:
+    """``--strengths`` as numbers, or ``auto:N``: N strengths (0 included) over the coherent range that a finished
+    ``interp-sot dose`` run (``--dose DIR``) measured; ``--units`` defaults to that run's units."""
+    text = str(args.strengths).strip()
+    if not text.startswith("auto:"):
+        return parse_floats(text, flag)
+    try:
+        n = int(text.removeprefix("auto:"))
+    except ValueError as err:
+        raise SystemExit(f"{flag}: 'auto:N' needs an integer N, got {text!r}") from err
+    if not getattr(args, "dose", None):
+        raise SystemExit(f"{flag} {text} needs --dose DIR (a finished `interp-sot dose` run of the feature)")
+    from interp_sot.stages.dose import dose_strengths, read_dose
+
+    dose = read_dose(args.dose)
+    if args.units is None:
+        args.units = dose.units
+    features = [x for x in str(getattr(args, "features", "") or "").split(",") if x.strip()]
+    return dose_strengths(dose, n, args.units, feature=int(features[0]) if len(features) == 1 else None)
+
+
+def load_feature_stats(args: argparse.Namespace) -> Any:
+    """``FeatureStats`` from ``--stats`` (max activations for ``--units max_act``)."""
+    if not args.stats:
+        raise SystemExit("--units max_act needs --stats DIR (the screening statistics: each feature's max activation)")
+    from interp_sot.features.stats import FeatureStats
+    from interp_sot.stages.rundir import require_complete
+
+    require_complete(Path(args.stats), "--stats")
+    return FeatureStats.load(Path(args.stats))
+
+
+def scaled_directions(args: argparse.Namespace, sae: Any, model: Any, tokenizer: Any, problems: list[Any],
+                      features: list[int], units: str) -> tuple[dict[Any, Any], dict[int, Any]]:
+    """Directions per unit of s in ``units`` and their ``StrengthScale``s, judged against the median residual
+    norm at ``--layer`` on the run's first prompts (what every run records about its strengths)."""
+    from interp_sot.stages.strengths import directions_of, feature_scales, residual_norm, run_prompts
+
+    if units not in UNITS:
+        raise SystemExit(f"--units: {units!r} is not one of {', '.join(UNITS)}")
+    stats = load_feature_stats(args) if units == "max_act" else None
+    r = residual_norm(model, tokenizer, run_prompts(problems, args.prompt_style, tokenizer), args.layer)
+    scales = feature_scales(sae, features, units, residual=r, stats=stats)  # type: ignore[arg-type]
+    return directions_of(scales), scales
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and directions")
+    g.add_argument("--model", default="smollm2", help="hub id, local folder, or 'smollm2' (offline)")
+    g.add_argument("--dtype", choices=DTYPES, default="auto", help="weights dtype (bfloat16 on GPU)")
+    g.add_argument("--device", default=None,
+                   help="e.g. cuda, cuda:0, cpu (default: where the model loads); under torchrun cuda = cuda:LOCAL_RANK")
+    g.add_argument("--layer", type=int, required=True, help="decoder layer to steer (paper: 15)")
+    g.add_argument("--allow-layer-mismatch", action="store_true",
+                   help="steer --layer with an SAE whose config names another layer's hook")
+    g.add_argument("--site", choices=["resid_post", "resid_pre"], default="resid_post")
+    g.add_argument("--scope", choices=["all", "generated"], default="all", help="steer prompt too, or only new tokens")
+    g.add_argument("--layers-path", default=None, help="dotted path of the decoder layers for unknown architectures")
+    g.add_argument("--sae-release", default=None, help="sae-lens release (paper: llama_scope_r1_distill)")
+    g.add_argument("--sae-id", default=None, help="sae-lens SAE id (paper: l15r_800m_slimpajama)")
+    g.add_argument("--sae-path", default=None, help="local sae-lens SAE folder (SAE.load_from_disk)")
+    g.add_argument("--decoder", default=None, help="decoder matrix W_dec [d_sae, d_model] (.safetensors/.pt/.npy)")
+    g.add_argument(
+        "--units",
+        "--norm",
+        dest="units",
+        choices=list(UNITS),
+        default=None,
+        help="strength units: 'unit' = norm of the added vector, 'sae' = SAE activation units, 'max_act' = "
+        "multiples of the feature's max activation (needs --stats), 'resid' = share of the median residual norm "
+        "on the run's prompts (default: unit for steer, sae for controls; --norm is the old name)",
+    )
+    g.add_argument("--stats", default=None, help="stats folder (`interp-sot stats`): max activations for --units max_act")
+
+
+def add_generation_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("problems, prompting and sampling")
+    g.add_argument(
+        "--problems",
+        default="generate",
+        help="'generate' (seeded generator), a .jsonl/.json/.parquet/.csv file, or an HF dataset id",
+    )
+    g.add_argument("--split", default="train", help="dataset split for an HF dataset id")
+    g.add_argument("--tinyzero-split", choices=TINYZERO_SPLITS, default=None,
+                   help="TinyZero's train or test set of the dataset's train split ('test': rows 327,680-328,703, "
+                   "the paper's 1,024 problems)")
+    g.add_argument("--n-problems", type=int, default=1024, help="problems drawn (seeded) from the source")
+    g.add_argument("--problem-seed", type=int, default=0)
+    g.add_argument("--prompt-style", choices=["tinyzero", "chat"], default="tinyzero")
+    g.add_argument("--temperature", type=float, default=0.6)
+    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
+    g.add_argument("--max-new-tokens", type=int, default=4096)
+    g.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--stop", default="</answer>", help="stop string ('' for none)")
+    g.add_argument("--batch-size", type=int, default=16, help="rows per generate call")
+    g.add_argument("--boxed-fallback", action="store_true", help="score \\boxed{} when no <answer> tag exists")
+    g.add_argument("--scorer", choices=ANSWER_RULES, default="last_tag",
+                   help="answer extraction: 'last_tag' (last complete <answer> anywhere) or 'tinyzero' (TinyZero's "
+                   "rule: the last <answer> on the completion's last line)")
+    g.add_argument("--perspectives", action="store_true",
+                   help="with --judge: also analyse each trace's perspectives (BFI-10, expertise)")
+    g.add_argument("--prompt-file", action="append", default=[], metavar="KIND=PATH",
+                   help="with --judge: replace a judge prompt by a text file (repeatable); KIND: "
+                        "behaviours_conversational, behaviours_bales_ipa, behaviours_cognitive, perspectives")
+    g.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
+    g.add_argument("--no-report", action="store_true")
+    g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the report")
+
+
+def load_problems(args: argparse.Namespace) -> list[Any]:
+    from interp_sot.tasks.countdown import generate_problems, load_tinyzero, sample_problems
+
+    if args.n_problems < 1:
+        raise SystemExit("--n-problems must be >= 1")
+    if args.problems == "generate":
+        if args.tinyzero_split is not None:
+            raise SystemExit("--tinyzero-split selects rows of a Countdown dataset: give --problems "
+                             "Jiayi-Pan/Countdown-Tasks-3to4 (or a file holding its train split)")
+        return generate_problems(args.n_problems, seed=args.problem_seed)
+    pool = load_tinyzero(args.problems, split=args.split, tinyzero_split=args.tinyzero_split)
+    return sample_problems(pool, min(args.n_problems, len(pool)), seed=args.problem_seed)
+
+
+def load_decoder(args: argparse.Namespace) -> Any:
+    """W_dec [d_sae, d_model] or an SAE object, from whichever source the flags name (exactly one)."""
+    sources = [x for x in (args.sae_release, args.sae_path, args.decoder) if x]
+    if len(sources) != 1 or (args.sae_release and not args.sae_id):
+        raise SystemExit("name the SAE once: --sae-release with --sae-id, --sae-path, or --decoder")
+    if args.decoder:
+        from interp_sot.steering import load_direction
+
+        w = load_direction(args.decoder)
+        if w.ndim != 2:
+            raise SystemExit(f"--decoder {args.decoder}: expected [d_sae, d_model], got shape {tuple(w.shape)}")
+        return w
+    from interp_sot.features.sae import check_sae_layer, load_sae
+
+    sae = load_sae(Path(args.sae_path)) if args.sae_path else load_sae(args.sae_release, args.sae_id)
+    check_sae_layer(sae, args.layer, allow_mismatch=args.allow_layer_mismatch)
+    return sae
+
+
+def feature_directions(args: argparse.Namespace, features: list[int], units: str) -> dict[Any, Any]:
+    from interp_sot.steering import feature_directions as directions_of
+
+    if units not in ("unit", "sae"):
+        raise SystemExit(f"--units: {units!r} is not 'unit' or 'sae'")
+    return directions_of(load_decoder(args), features, "unit" if units == "unit" else "sae")
+
+
+def load_run_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    import torch
+
+    from interp_sot.experiments.sharding import rank_device
+    from interp_sot.models import load_model
+
+    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    try:  # under torchrun, --device cuda is cuda:LOCAL_RANK
+        return load_model(args.model, dtype=dtype, device=rank_device(args.device))
+    except OSError as err:
+        raise model_not_found(args.model, err) from err
+
+
+def coding_config(args: argparse.Namespace) -> Any:
+    """LLM behaviour coding from --judge/--schemes (None without --judge); checked before any generation."""
+    if not args.judge:
+        if args.perspectives or args.prompt_file:
+            raise SystemExit("--perspectives and --prompt-file need --judge (an LLM judge reads the traces)")
+        return None
+    from interp_sot.judging.prompts.files import load_prompt_files
+    from interp_sot.stages.steer import CODING_PROMPTS, CodingConfig
+
+    try:
+        prompts = tuple(load_prompt_files(args.prompt_file, CODING_PROMPTS).values())
+    except ValueError as err:
+        raise SystemExit(f"--prompt-file: {err}") from err
+    try:
+        return CodingConfig(args.judge, tuple(args.schemes.split(",")), perspectives=args.perspectives,
+                            prompts=prompts)
+    except ValueError as err:
+        raise SystemExit(f"--judge/--schemes: {err}") from err
+
+
+def report_config(args: argparse.Namespace) -> Any:
+    from interp_sot.stages.report import ReportConfig
+
+    try:
+        import matplotlib  # noqa: F401
+
+        plot = True
+    except ImportError:
+        print("matplotlib not installed: report without plot (pip install 'interp-sot[plot]')")
+        plot = False
+    return ReportConfig(n_boot=args.n_boot, plot=plot)
+
+
+def print_report(files: Any) -> None:
+    print(files.summary.read_text())
+    print(f"report: {files.summary.parent}")
+
+
+def sweep_config(args: argparse.Namespace) -> Any:
+    from interp_sot.experiments import GenerationSettings, SweepConfig
+
+    gen = GenerationSettings(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        max_new_tokens=args.max_new_tokens,
+        do_sample=not args.greedy,
+        seed=args.seed,
+        stop_strings=(args.stop,) if args.stop else (),
+    )
+    return SweepConfig(
+        layer=args.layer,
+        generation=gen,
+        site=args.site,
+        scope=args.scope,
+        layers_path=args.layers_path,
+        prompt_style=args.prompt_style,
+        batch_size=args.batch_size,
+        boxed_fallback=args.boxed_fallback,
+        answer_rule=args.scorer,
+    )
+
+
+def add_plan_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("plan (time and memory)")
+    g.add_argument("--plan", action="store_true",
+                   help="print rows, batches, decode steps and the memory plan, then exit (no weights loaded, "
+                   "nothing written)")
+    g.add_argument("--device-memory-gib", type=float, default=None,
+                   help="device memory to plan for in GiB, e.g. 80 to plan an H100 run from a laptop (default: "
+                   "CUDA's free memory; not checked on CPU/MPS); 10%% is kept free")
+
+
+def model_not_found(name: str, err: OSError) -> FileNotFoundError:
+    """The error for a model transformers could not read (its offline message names neither id nor cache)."""
+    from huggingface_hub import constants, is_offline_mode, try_to_load_from_cache
+
+    if isinstance(err, FileNotFoundError):  # already names what is missing (a folder, the SmolLM2 package)
+        return err
+    if is_offline_mode() and not isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return FileNotFoundError(
+            f"model {name!r} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1 forbids "
+            f"downloading it: run `huggingface-cli download {name}` where the Hub is reachable (same HF_HOME), or "
+            "unset HF_HUB_OFFLINE")
+    return FileNotFoundError(f"model {name!r} could not be read: {err}")
+
+
+def model_source(name: str) -> str:
+    """Where ``name``'s config and tokenizer are read (``smollm2``: the dequantised local copy)."""
+    from interp_sot.models import SMOLLM2, _smollm2_cached, cache_root
+
+    return str(_smollm2_cached(cache_root())) if name == SMOLLM2 else name
+
+
+def model_shape(name: str, dtype: str | None) -> tuple[Any, str]:
+    """(ModelShape from the config alone, the weights' dtype name: ``dtype``, or the config's for auto/None)."""
+    from transformers import AutoConfig
+
+    from interp_sot.plan import ModelShape
+
+    try:
+        config = AutoConfig.from_pretrained(model_source(name))
+    except OSError as err:
+        raise model_not_found(name, err) from err
+    if dtype in (None, "auto"):
+        dtype = str(getattr(config, "dtype", None) or "float32").removeprefix("torch.")
+    return ModelShape.from_config(config), dtype
+
+
+def device_bytes(args: argparse.Namespace, device: str, resident_bytes: int = 0) -> int | None:
+    """Memory a run may plan on: ``--device-memory-gib`` minus the headroom, else CUDA's free memory (plus
+    ``resident_bytes`` this run already holds there); None when unknown (CPU, MPS)."""
+    from interp_sot.plan import GIB, device_memory
+
+    if args.device_memory_gib is not None:
+        if not args.device_memory_gib > 0:
+            raise SystemExit(f"--device-memory-gib must be > 0, got {args.device_memory_gib}")
+        return int(args.device_memory_gib * GIB * (1 - HEADROOM))
+    return device_memory(device, headroom=HEADROOM, resident_bytes=resident_bytes)
+
+
+def max_prompt_tokens(problems: list[Any], style: str, tokenizer: Any) -> int:
+    """The longest prompt in tokens, exactly as the sweep tokenizes it."""
+    from interp_sot.tasks.countdown import adds_special_tokens, build_prompt
+
+    special = adds_special_tokens(style)  # type: ignore[arg-type]
+    return max(len(tokenizer(build_prompt(p, style, tokenizer), add_special_tokens=special).input_ids)  # type: ignore[arg-type]
+               for p in problems)
+
+
+def plan_generation_run(args: argparse.Namespace, rows: int, problems: list[Any]) -> bool:
+    """With ``--plan``: print the plan of generating ``rows`` completions and return True (the command then exits).
+    Otherwise raise PlanError when a batch cannot fit the device memory, before any weights are loaded or anything
+    is written (so the rerun with the suggested ``--batch-size`` starts clean); False when the run may go on."""
+    from interp_sot.plan import plan_generation
+
+    available = device_bytes(args, args.device or "cpu")
+    if not args.plan and available is None:
+        return False  # nothing to check against
+    from transformers import AutoTokenizer
+
+    shape, dtype = model_shape(args.model, args.dtype)
+    tokenizer = AutoTokenizer.from_pretrained(model_source(args.model))
+    prompt = max_prompt_tokens(problems, args.prompt_style, tokenizer)
+    plan = plan_generation(shape, rows=rows, batch_size=args.batch_size, prompt_tokens=prompt,
+                           max_new_tokens=args.max_new_tokens, dtype=dtype, device_bytes=available)
+    return show_or_require_fit(args, plan, f"{args.model} ({shape.n_params:,} parameters, {dtype}), prompts up to "
+                               f"{prompt:,} tokens")
+
+
+def show_or_require_fit(args: argparse.Namespace, plan: Any, what: str) -> bool:
+    """``--plan``: print ``what`` and the plan, True (the command exits 0); else PlanError if it cannot fit, False."""
+    from interp_sot.plan import require_fit
+
+    if args.plan:
+        print(f"plan: {what}")
+        print(plan.describe())
+        return True
+    require_fit(plan)
+    return False

@@ -1,0 +1,56 @@
+"""``interp-sot measure``: per-trace coherence and SAE feature totals of a finished steer / controls run.
+
+Writes ``coherence.jsonl`` and ``trace_features.jsonl`` into the run directory (keyed by record; rerun to
+resume), read by ``interp-sot analyze`` (:mod:`interp_sot.stages.measure`). Example: ``interp-sot measure --run
+runs/steer1107 --layer 15 --sae-path SAE``, then ``interp-sot analyze --sweep runs/steer1107 --screen
+runs/screen``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from interp_sot.cli.common import DTYPES
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("measure", help="coherence + SAE feature totals of every trace of a finished run")
+    p.add_argument("--run", dest="run_dir", required=True, help="a finished steer or controls run directory")
+    p.add_argument("--model", default="smollm2", help="the run's model (hub id, local folder, or 'smollm2')")
+    p.add_argument("--dtype", choices=DTYPES, default="auto")
+    p.add_argument("--device", default=None)
+    p.add_argument("--layer", type=int, required=True, help="the SAE's layer (the steered layer)")
+    p.add_argument("--sae-path", default=None, help="local sae-lens SAE folder")
+    p.add_argument("--sae-release", default=None)
+    p.add_argument("--sae-id", default=None)
+    p.add_argument("--no-diversity", action="store_true", help="coherence only (no SAE re-encoding)")
+    p.add_argument("--threshold", type=float, default=0.0, help="activation above which a feature counts as active")
+    p.add_argument("--batch-size", type=int, default=8, help="traces per forward pass")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from interp_sot.experiments.coherence import CoherenceConfig
+    from interp_sot.stages.identity import model_identity, sae_identity
+    from interp_sot.stages.measure import MeasureConfig, measure_stage
+
+    config = MeasureConfig(layer=args.layer, coherence=CoherenceConfig(batch_size=args.batch_size),
+                           diversity=not args.no_diversity, threshold=args.threshold, batch_size=args.batch_size)
+    sae = None
+    if config.diversity:
+        if bool(args.sae_path) == bool(args.sae_release):
+            raise SystemExit("name the SAE once (--sae-path, or --sae-release with --sae-id), or pass --no-diversity")
+        from interp_sot.features.sae import load_sae
+
+        sae = load_sae(Path(args.sae_path)) if args.sae_path else load_sae(args.sae_release, args.sae_id)
+    from interp_sot.cli.common import load_run_model
+
+    model, tokenizer = load_run_model(args)
+    result = measure_stage(model, tokenizer, sae, args.run_dir, config,
+                           inputs={"model": model_identity(args.model),
+                                   "sae": sae_identity(args.sae_path or args.sae_release, args.sae_id)})
+    print(f"measured {result.n_traces} traces: {', '.join(str(f) for f in result.files)}")
+    return 0

@@ -1,0 +1,327 @@
+"""Dose finder: the largest steering strength per sign at which the model still writes coherent text.
+
+A short pre-sweep generates every prompt at every candidate strength (both signs, 0 included; rows of all
+strengths batched into one steered ``generate``), scores each trace with the coherence guard (the UNSTEERED
+model's mean token log-prob of the generated tokens), and compares each strength's mean with s = 0:
+
+    drop(s) = mean_logprob(0) − mean_logprob(s)        (nats/token; > 0 means less plausible text)
+
+A strength is coherent when drop(s) <= ``tolerance`` (default 0.25 nats/token; optionally also a cap on the share
+of degenerate traces). Walking outward from 0 on each side, the coherent limit is the last candidate before the
+first incoherent one; a candidate beyond a failing one never counts, even if its sampled drop happens to be small. The limits are reported in the chosen strength units and as a share of the
+median residual norm. :func:`auto_strengths` spreads a sweep's strengths over that range.
+
+Not resumable: it is meant to take a few minutes; the stage that calls it stores ``dose.json`` and skips it
+when that file matches its config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from interp_sot.experiments.coherence import Coherence, CoherenceConfig, score_traces, split_generated
+from interp_sot.io import atomic_path, atomic_write_json, atomic_write_text
+from interp_sot.steering.hook import SCOPES, SITES, Scope, Site
+from interp_sot.steering.strength_units import StrengthScale
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RATIOS: tuple[float, ...] = (-0.4, -0.3, -0.25, -0.2, -0.15, -0.1, -0.05, 0.0,
+                                     0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+"""Candidate added norms as signed shares of the median residual norm (SmolLM2 breaks near 0.2)."""
+
+
+@dataclass(frozen=True)
+class DoseConfig:
+    """The pre-sweep: where to steer, which candidate strengths, how to sample and what counts as coherent."""
+
+    layer: int
+    """Decoder layer whose residual stream is steered."""
+    ratios: tuple[float, ...] = DEFAULT_RATIOS
+    """Candidates as signed added-norm / median-residual-norm; converted to the scale's units. Must hold 0."""
+    strengths: tuple[float, ...] | None = None
+    """Candidates given directly in the scale's units instead of ``ratios`` (must hold 0)."""
+    tolerance: float = 0.25
+    """Largest mean coherence drop against s = 0 (nats/token) a strength may cause and still count as coherent."""
+    max_new_tokens: int = 64
+    """Generated tokens per trace (the cliff shows within a few dozen tokens)."""
+    do_sample: bool = True
+    """Sample as the sweep will (False: greedy)."""
+    temperature: float = 0.6
+    top_p: float = 0.95
+    seed: int = 0
+    """torch seed of the first generate batch (batch k uses seed + k)."""
+    batch_size: int = 64
+    """Rows (prompt × strength) per steered ``generate`` call."""
+    site: Site = "resid_post"
+    """Steering site (see ``steering.steer``)."""
+    scope: Scope = "all"
+    """Steered positions (see ``steering.steer``)."""
+    add_special_tokens: bool = False
+    """Tokenise prompts with BOS added: False for chat-template prompts, which write it themselves."""
+    max_degenerate_share: float | None = None
+    """Optionally also require at most this share of degenerate traces (coherence guard's text flag) at a
+    strength. Repetition loops score a HIGH log-prob under the unsteered model (SmolLM2 at s = -0.2 of the residual
+    norm: "Severus Poof" x 12 at -0.37 nats/token), so the log-prob drop alone can miss them. None: drop only."""
+    coherence: CoherenceConfig = field(default_factory=CoherenceConfig)
+
+    def __post_init__(self) -> None:
+        if self.layer < 0:
+            raise ValueError(f"layer must be >= 0, got {self.layer}")
+        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise ValueError(f"tolerance must be a finite number > 0 (nats/token), got {self.tolerance}")
+        cands = self.ratios if self.strengths is None else self.strengths
+        name = "ratios" if self.strengths is None else "strengths"
+        if any(not math.isfinite(float(c)) for c in cands):
+            raise ValueError(f"{name} must be finite, got {cands}")
+        if 0.0 not in [float(c) for c in cands]:
+            raise ValueError(f"{name} must include 0 (the unsteered baseline), got {tuple(cands)}")
+        if len(set(cands)) != len(cands) or len(cands) < 2:
+            raise ValueError(f"{name} need 0 and at least one other strength, without duplicates: {tuple(cands)}")
+        if self.max_degenerate_share is not None and not 0 <= self.max_degenerate_share <= 1:
+            raise ValueError(f"max_degenerate_share must lie in [0, 1], got {self.max_degenerate_share}")
+        for attr in ("max_new_tokens", "batch_size"):
+            if getattr(self, attr) < 1:
+                raise ValueError(f"{attr} must be >= 1, got {getattr(self, attr)}")
+        if self.site not in SITES or self.scope not in SCOPES:
+            raise ValueError(f"site must be one of {SITES} and scope one of {SCOPES}, got {self.site!r}, {self.scope!r}")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+
+    def candidates(self, scale: StrengthScale) -> list[float]:
+        """Sorted candidate strengths in the scale's units."""
+        if self.strengths is not None:
+            return sorted(float(s) for s in self.strengths)
+        if scale.units == "resid":  # s is the ratio itself
+            return sorted(float(r) for r in self.ratios)
+        return sorted(float(f"{scale.strength_for_ratio(r):.6g}") for r in self.ratios)
+
+
+@dataclass(frozen=True)
+class DoseResult:
+    """The coherent range found by the pre-sweep (what ``dose.json`` holds)."""
+
+    feature: int
+    units: str
+    tolerance: float
+    residual_norm: float
+    unit_norm: float
+    """Norm of the vector one unit of s adds."""
+    baseline_logprob: float
+    """Mean unsteered log-prob (nats/token) of the s = 0 traces."""
+    positive: float
+    """Largest coherent s > 0 in ``units`` (0.0 if even the smallest positive candidate broke the text)."""
+    negative: float
+    """Most negative coherent s (<= 0), in ``units``."""
+    positive_ratio: float
+    """``positive`` as added norm / median residual norm."""
+    negative_ratio: float
+    """|``negative``| as added norm / median residual norm."""
+    n_prompts: int
+    table: list[dict[str, Any]]
+    """Per candidate: strength, signed ratio, mean_logprob, sem, drop, degenerate_share, n, coherent."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _end_ids(model: Any, tokenizer: Any) -> list[int]:
+    eos = model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    if tokenizer.pad_token_id is not None:
+        ids.add(int(tokenizer.pad_token_id))
+    return sorted(ids)
+
+
+def _usable_prompts(model: Any, tokenizer: Any, prompts: Sequence[str], cfg: DoseConfig) -> list[str]:
+    """Prompts that leave room for ``max_new_tokens`` in the context; all too long is an error."""
+    if not prompts:
+        raise ValueError("prompts is empty: the dose finder needs at least one prompt")
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is None:
+        return list(prompts)
+    lengths = [len(tokenizer(p, add_special_tokens=cfg.add_special_tokens)["input_ids"]) for p in prompts]
+    keep = [p for p, n in zip(prompts, lengths, strict=True) if n + cfg.max_new_tokens <= limit]
+    if not keep:
+        raise ValueError(f"all {len(prompts)} prompts plus max_new_tokens={cfg.max_new_tokens} exceed the model's "
+                         f"context of {limit} tokens (longest prompt {max(lengths)} tokens)")
+    if len(keep) < len(prompts):
+        logger.warning("dose: %d of %d prompts exceed the context with %d new tokens; dropped",
+                       len(prompts) - len(keep), len(prompts), cfg.max_new_tokens)
+    return keep
+
+
+def generate_rows(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    direction: torch.Tensor,
+    strengths: Sequence[float],
+    cfg: DoseConfig,
+    seed: int,
+) -> tuple[list[list[int]], list[list[int]]]:
+    """One steered ``generate`` (row i gets strengths[i] · direction); -> unpadded (prompt ids, completion ids).
+
+    direction: [d_model]; strengths: one per prompt.
+    """
+    from transformers import GenerationConfig
+
+    from interp_sot.steering import steer
+
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True, padding_side="left",
+                    add_special_tokens=cfg.add_special_tokens)
+    device = next(model.parameters()).device
+    enc = {k: v.to(device) for k, v in enc.items()}
+    kwargs: dict[str, Any] = dict(do_sample=cfg.do_sample, max_new_tokens=cfg.max_new_tokens,
+                                  pad_token_id=tokenizer.pad_token_id, repetition_penalty=1.0)
+    if cfg.do_sample:
+        kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+    torch.manual_seed(seed)
+    with (torch.inference_mode(),
+          steer(model, cfg.layer, direction, strength=torch.tensor(list(strengths), dtype=torch.float32),
+                site=cfg.site, scope=cfg.scope)):
+        out = model.generate(**enc, generation_config=GenerationConfig(**kwargs))
+    return split_generated(out.cpu(), enc["attention_mask"].cpu(), _end_ids(model, tokenizer))
+
+
+def coherent_limit(strengths: Sequence[float], coherent: Sequence[bool], sign: int) -> float:
+    """Last strength of sign ``sign`` (walking out from 0) before the first that is not coherent."""
+    side = sorted(((s, ok) for s, ok in zip(strengths, coherent, strict=True) if s * sign > 0),
+                  key=lambda x: abs(x[0]))
+    best = 0.0
+    for s, ok in side:
+        if not ok:
+            break
+        best = s
+    return best
+
+
+def _table(strengths: list[float], scores: list[list[Coherence]], scale: StrengthScale,
+           cfg: DoseConfig) -> tuple[list[dict[str, Any]], float]:
+    means = []
+    rows: list[dict[str, Any]] = []
+    for s, sc in zip(strengths, scores, strict=True):
+        lp = np.array([c.mean_logprob for c in sc if math.isfinite(c.mean_logprob)])
+        means.append(float(lp.mean()) if lp.size else math.nan)
+        sem = float(lp.std(ddof=1) / math.sqrt(lp.size)) if lp.size > 1 else math.nan
+        rows.append({"strength": s, "ratio": math.copysign(scale.ratio(s), s), "mean_logprob": means[-1],
+                     "sem": sem, "n": int(lp.size), "degenerate_share": float(np.mean([c.degenerate for c in sc]))})
+    baseline = means[strengths.index(0.0)]
+    if not math.isfinite(baseline):
+        raise ValueError("no s = 0 trace has a generated token: the baseline coherence is undefined")
+    for row in rows:
+        row["drop"] = baseline - row["mean_logprob"]
+        ok = row["drop"] <= cfg.tolerance  # NaN (no scorable trace) is not coherent
+        if cfg.max_degenerate_share is not None:
+            ok = ok and row["degenerate_share"] <= cfg.max_degenerate_share
+        row["coherent"] = bool(ok)
+    return rows, baseline
+
+
+def find_dose(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    scale: StrengthScale,
+    config: DoseConfig,
+    *,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> DoseResult:
+    """Run the pre-sweep and return the coherent range; with ``out_dir`` also write ``dose.json``,
+    ``dose_traces.jsonl`` (every trace's score and text) and ``dose.png`` (skipped without matplotlib).
+
+    scale: the feature's direction per unit of s and the residual norm (``steering.strength_scale``).
+    """
+    from tqdm.auto import tqdm
+
+    cfg = config
+    prompts = _usable_prompts(model, tokenizer, prompts, cfg)
+    strengths = cfg.candidates(scale)
+    rows = [(p, s) for p in range(len(prompts)) for s in strengths]  # prompt-major: similar lengths per batch
+    direction = scale.direction.detach().to(torch.float32).cpu()
+    p_ids: list[list[int]] = []
+    c_ids: list[list[int]] = []
+    batches = [rows[i : i + cfg.batch_size] for i in range(0, len(rows), cfg.batch_size)]
+    for k, batch in enumerate(tqdm(batches, desc="dose pre-sweep", disable=not progress)):
+        pi, ci = generate_rows(model, tokenizer, [prompts[p] for p, _ in batch], direction,
+                               [s for _, s in batch], cfg, cfg.seed + k)
+        p_ids += pi
+        c_ids += ci
+    scores = score_traces(model, tokenizer, p_ids, c_ids, cfg.coherence)
+    by_strength = [[sc for (_, s), sc in zip(rows, scores, strict=True) if s == st] for st in strengths]
+    table, baseline = _table(strengths, by_strength, scale, cfg)
+    coherent = [r["coherent"] for r in table]
+    pos = coherent_limit(strengths, coherent, +1)
+    neg = coherent_limit(strengths, coherent, -1)
+    result = DoseResult(scale.feature, scale.units, cfg.tolerance, scale.residual_norm, scale.unit_norm, baseline,
+                        pos, neg, scale.ratio(pos), scale.ratio(neg), len(prompts), table)
+    logger.info("dose: coherent range s in [%.4g, %.4g] %s = [-%.3f, %.3f] of the median residual norm %.1f",
+                neg, pos, scale.units, result.negative_ratio, result.positive_ratio, scale.residual_norm)
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_json(out / "dose.json", {**result.to_dict(), "config": asdict(cfg)})
+        traces = [{"prompt_index": p, "strength": s, "completion": tokenizer.decode(c, skip_special_tokens=True),
+                   **sc._asdict()} for (p, s), c, sc in zip(rows, c_ids, scores, strict=True)]
+        atomic_write_text(out / "dose_traces.jsonl", "".join(json.dumps(t) + "\n" for t in traces))
+        plot_dose(result, out / "dose.png")
+    return result
+
+
+def plot_dose(result: DoseResult, path: str | Path) -> Path | None:
+    """Coherence (mean unsteered log-prob ± SEM) against the signed residual-norm ratio; None without matplotlib."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        logger.info("matplotlib is not installed: skipping %s (pip install 'interp-sot[plot]')", path)
+        return None
+    x = [r["ratio"] for r in result.table]
+    y = [r["mean_logprob"] for r in result.table]
+    err = [0.0 if not math.isfinite(r["sem"]) else r["sem"] for r in result.table]
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.axvspan(-result.negative_ratio, result.positive_ratio, color="tab:green", alpha=0.12, label="coherent range")
+    ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label="mean over prompts (± SEM)")
+    ax.axhline(result.baseline_logprob - result.tolerance, color="tab:red", ls="--",
+               label=f"s = 0 minus tolerance {result.tolerance:g}")
+    ax.set_xlabel("added norm / median residual norm (signed)")
+    ax.set_ylabel("unsteered log-prob of generated tokens (nats/token)")
+    ax.set_title(f"feature {result.feature}: coherence vs strength")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    return out
+
+
+def auto_strengths(dose: DoseResult, n: int) -> list[float]:
+    """``n`` sweep strengths (0 included, in ``dose.units``) spread over the coherent range.
+
+    The n − 1 non-zero strengths go to each side in proportion to its length (ties split evenly, the spare to
+    the positive side), evenly spaced from 0 to that side's limit: n = 5 on a symmetric range gives
+    (−L, −L/2, 0, L/2, L).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    pos, neg = dose.positive, -dose.negative
+    if n == 1:
+        return [0.0]
+    if pos <= 0 and neg <= 0:
+        raise ValueError("the dose finder found no coherent non-zero strength; only [0.0] can be swept")
+    k_pos = round((n - 1) * pos / (pos + neg)) if pos != neg else math.ceil((n - 1) / 2)
+    if neg <= 0 or pos <= 0:
+        k_pos = n - 1 if neg <= 0 else 0
+    k_neg = n - 1 - k_pos
+    side = [float(f"{pos * i / k_pos:.6g}") for i in range(1, k_pos + 1)] if k_pos else []
+    other = [-float(f"{neg * i / k_neg:.6g}") for i in range(1, k_neg + 1)] if k_neg else []
+    return sorted([*other, 0.0, *side])

@@ -1,0 +1,214 @@
+"""Stage ``analyze``: every statistic of a steering run, in the paper's regression form.
+
+Reads: a ``steer`` run directory (or any table with one row per problem x strength, see
+:mod:`interp_sot.analysis.sweep_table`) and optionally a ``controls`` run directory or table. From a run
+directory's records it computes the heuristic behaviour markers and joins the LLM-judge codings when the run
+holds them (``behaviours.jsonl``). Writes into its directory: ``accuracy_by_strength.csv`` (Wilson intervals),
+``regression.csv`` (each outcome on strength indicators vs the baseline, problem FE, log trace length, SEs
+clustered by problem), ``mediation.csv`` (baseline -> treated through the mediators, three scales),
+``controls_regression.csv`` (conversational vs non-conversational controls), ``analysis.png`` and
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import pandas as pd
+
+from interp_sot.analysis.fixed_effects import MissingPolicy
+from interp_sot.analysis.measures import accuracy_mde, add_mde
+from interp_sot.analysis.mediation import MediationConfig
+from interp_sot.analysis.steering_effects import (
+    SweepColumns,
+    accuracy_by_strength,
+    controls_regression,
+    strength_label,
+    strength_mediation,
+    strength_regressions,
+)
+from interp_sot.analysis.sweep_table import COGNITIVE_BEHAVIOURS, is_sweep_traces
+from interp_sot.analysis.traces import load_run_table
+from interp_sot.io import atomic_write_json, write_frame
+from interp_sot.stages.analyze_measures import measure_tables
+from interp_sot.stages.rundir import begin_stage, finish_stage, require_complete
+
+logger = logging.getLogger(__name__)
+
+STAGE = "analyze"
+RESERVED = ("problem_id", "strength", "correct", "trace_len", "trace_id", "feature_id", "seed", "task_id")
+"""Columns of a plain table that are never outcomes."""
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """Which contrasts are estimated and how."""
+
+    baseline: float = 0.0
+    """Reference strength of the regressions."""
+    treated: float = 10.0
+    """Strength contrasted with the baseline in the mediation and the plot."""
+    behaviours: tuple[str, ...] | None = None
+    """Outcomes besides ``correct``; None: a run's marker and judge columns, or every numeric column of a table."""
+    mediators: tuple[str, ...] | None = None
+    """Mediators; None: the cognitive behaviours present; () skips the mediation."""
+    control_outcomes: tuple[str, ...] | None = ("correct",)
+    """Outcomes of the control contrast; None: ``correct`` and every behaviour the control runs hold."""
+    cluster: str | None = None
+    """Cluster column of the SEs (None: problem_id, the paper's task-level clustering)."""
+    bootstrap: int = 2000
+    """Cluster-bootstrap replicates of the mediation (0: delta method only)."""
+    seed: int = 0
+    """Bootstrap seed."""
+    length_control: bool = True
+    """Control for log(trace length)."""
+    missing: MissingPolicy = "error"
+    """Rows with missing values: fail (``error``) or drop them (``drop``)."""
+    on_unfittable: Literal["error", "skip"] = "error"
+    """An outcome that is constant or cannot be fitted: fail, or list it with the reason under ``skipped``."""
+    plot: bool = True
+    """Write ``analysis.png`` (needs matplotlib, the ``plot`` extra)."""
+
+    def __post_init__(self) -> None:
+        for name in ("behaviours", "mediators", "control_outcomes"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        if self.bootstrap < 0:
+            raise ValueError(f"AnalyzeConfig.bootstrap must be >= 0, got {self.bootstrap}")
+        if self.missing not in ("error", "drop") or self.on_unfittable not in ("error", "skip"):
+            raise ValueError("AnalyzeConfig: missing is 'error' or 'drop', on_unfittable 'error' or 'skip'")
+
+
+class AnalyzeResult(NamedTuple):
+    """The tables of the analysis (also written as CSV)."""
+
+    accuracy: pd.DataFrame
+    """Accuracy by strength with Wilson CIs."""
+    regression: pd.DataFrame
+    """outcome ~ strength indicators (vs baseline) + log trace length | problem FE, SEs clustered."""
+    mediation: pd.DataFrame | None
+    controls: pd.DataFrame | None
+    """outcome ~ conversational (0/1) + log trace length | problem FE; None without control runs."""
+    skipped: dict[str, str]
+    """Outcome (``controls:`` prefix for control fits) -> why it was not fitted (``on_unfittable="skip"``)."""
+    files: dict[str, str]
+
+
+def _fit_each(outcomes: Sequence[str], fit: Callable[[str], pd.DataFrame], prefix: str, skipped: dict[str, str],
+              frame: pd.DataFrame, config: AnalyzeConfig, what: str) -> pd.DataFrame:
+    """``fit(y)`` per outcome, concatenated with an ``outcome`` column; unfittable ones skipped if configured."""
+    tabs = []
+    for y in outcomes:
+        if config.on_unfittable == "skip" and pd.to_numeric(frame[y], errors="coerce").nunique(dropna=True) <= 1:
+            skipped[prefix + y] = f"constant over the {what}"
+            continue
+        try:
+            tab = fit(y)
+        except ValueError as err:
+            if config.on_unfittable == "error":
+                raise
+            logger.warning("%s%s not fitted: %s", prefix, y, err)
+            skipped[prefix + y] = str(err)
+            continue
+        if "outcome" not in tab.columns:
+            tab.insert(0, "outcome", y)
+        tabs.append(tab)
+    return pd.concat(tabs, ignore_index=True) if tabs else pd.DataFrame()
+
+
+def _outcomes(sweep: pd.DataFrame, run_outcomes: list[str], config: AnalyzeConfig) -> list[str]:
+    if config.behaviours is not None:
+        return list(config.behaviours)
+    if is_sweep_traces(sweep):
+        return run_outcomes  # a steer run: its marker and judge columns, not its bookkeeping numbers
+    return [c for c in sweep.columns
+            if c not in RESERVED and c != config.cluster and pd.api.types.is_numeric_dtype(sweep[c])]
+
+
+def analyze_stage(
+    sweep: str | Path,
+    config: AnalyzeConfig,
+    out: str | Path,
+    *,
+    controls: str | Path | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    screen: str | Path | None = None,
+) -> AnalyzeResult:
+    """Fit and write every table of the analysis (see the module docstring) into ``out``.
+
+    ``screen``: a screen run (or its table) whose feature sets the diversity outcome is measured in; the
+    measure stage's sidecars in the runs add coherence and diversity tables (``stages.analyze_measures``)."""
+    out = Path(out)
+    begin_stage(out, STAGE, config, {"sweep": str(sweep), "controls": None if controls is None else str(controls),
+                                     **({"screen": str(screen)} if screen is not None else {}), **(inputs or {})})
+    for source, what in ((sweep, "--sweep"), (controls, "--controls")):
+        if source is not None:
+            require_complete(source, what)
+    cols = SweepColumns(cluster=config.cluster)
+    table = load_run_table(sweep)
+    frame = table.frame
+    behaviours = _outcomes(frame, table.outcomes, config)
+    mediators = list(config.mediators) if config.mediators is not None else [
+        c for c in COGNITIVE_BEHAVIOURS if c in frame.columns and frame[c].notna().any()]
+    skipped: dict[str, str] = {}
+    files: dict[str, str] = {}
+
+    acc = accuracy_mde(accuracy_by_strength(frame, cols), config.baseline)
+    write_frame(acc, out / "accuracy_by_strength.csv")
+    files["accuracy"] = "accuracy_by_strength.csv"
+    reg = _fit_each(["correct", *behaviours], lambda y: strength_regressions(
+        frame, [y], cols=cols, baseline=config.baseline, length_control=config.length_control,
+        missing=config.missing), "", skipped, frame, config, "sweep")
+    reg = add_mde(reg) if len(reg) else reg
+    write_frame(reg, out / "regression.csv")
+    files["regression"] = "regression.csv"
+
+    med = None
+    if mediators:
+        med = pd.concat([strength_mediation(
+            frame, mediators, cols=cols, baseline=config.baseline, treated=config.treated,
+            length_control=config.length_control, missing=config.missing,
+            config=MediationConfig(n_boot=config.bootstrap, seed=config.seed, scale=scale))
+            for scale in ("raw", "std_all", "std_nox")], ignore_index=True)
+        write_frame(med, out / "mediation.csv")
+        files["mediation"] = "mediation.csv"
+    else:
+        logger.info("no mediators: skipping the mediation")
+
+    ctrl_tab = None
+    if controls is not None:
+        ctrl = load_run_table(controls).frame
+        wanted = (["correct", *[b for b in behaviours if b in ctrl.columns]] if config.control_outcomes is None
+                  else list(config.control_outcomes))
+        ctrl_tab = _fit_each(wanted, lambda y: controls_regression(
+            ctrl, y, cols=cols, length_control=config.length_control, missing=config.missing),
+            "controls:", skipped, ctrl, config, "control runs")
+        ctrl_tab = add_mde(ctrl_tab) if len(ctrl_tab) else ctrl_tab
+        write_frame(ctrl_tab, out / "controls_regression.csv")
+        files["controls_regression"] = "controls_regression.csv"
+
+    measured, measure_summary, measure_skipped = measure_tables(
+        frame, sweep, out, cols=cols, length_control=config.length_control, controls=controls,
+        control_frame=ctrl if controls is not None else None, screen=screen, outcomes=behaviours)
+    files.update(measured)
+    skipped.update(measure_skipped)
+
+    if config.plot:
+        from interp_sot.analysis.plots import plot_analysis
+
+        plot_analysis(acc, reg, strength_label(config.treated), out / "analysis.png")
+        files["plot"] = "analysis.png"
+    summary = {"sweep": str(sweep), "controls": None if controls is None else str(controls), "rows": len(frame),
+               "baseline": config.baseline, "treated": config.treated, "outcomes": ["correct", *behaviours],
+               "mediators": mediators, "bootstrap": config.bootstrap, "seed": config.seed,
+               "length_control": config.length_control, "cluster": cols.cluster_col, "files": files,
+               "skipped": skipped, **measure_summary}
+    atomic_write_json(out / "summary.json", summary)
+    finish_stage(out, STAGE, [*files.values(), "summary.json"], {"rows": len(frame), "skipped": len(skipped)})
+    logger.info("wrote %s to %s", ", ".join(files.values()), out)
+    return AnalyzeResult(acc, reg, med, ctrl_tab, skipped, files)

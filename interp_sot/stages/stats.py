@@ -1,0 +1,103 @@
+"""Stage ``stats``: one fused pass of an SAE over a corpus -> per-feature statistics and top-k contexts.
+
+Reads: a model + tokenizer, an SAE, a corpus (any iterable of documents). Writes into its directory:
+``stats.safetensors`` + ``stats.json`` (:class:`~interp_sot.features.stats.FeatureStats`), ``contexts.safetensors``
+(:class:`~interp_sot.features.contexts.ContextStore`), ``features.parquet`` (or ``.csv`` without pyarrow, one row
+per feature), ``checkpoint/`` (resumes an interrupted pass) and the run files of :mod:`interp_sot.stages.rundir`.
+Under ``torchrun`` every rank takes a shard of the corpus and rank 0 writes the merged result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from interp_sot.features.collect import CollectConfig, collect
+from interp_sot.features.contexts import CONTEXTS_FILE
+from interp_sot.features.sae import check_sae_layer
+from interp_sot.features.stats import STATS_FILE, SUMMARY_FILE, FeatureStats
+from interp_sot.io import write_table
+from interp_sot.stages.rundir import begin_stage, finish_stage
+
+logger = logging.getLogger(__name__)
+
+STAGE = "stats"
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """What the statistics pass reads and counts."""
+
+    layer: int
+    """Decoder layer L whose output (sae-lens ``blocks.L.hook_resid_post``) the SAE encodes."""
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    """Batching, windows, top-k, checkpointing (see :class:`~interp_sot.features.collect.CollectConfig`)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layer, bool) or not isinstance(self.layer, int) or self.layer < 0:
+            raise ValueError(f"StatsConfig.layer must be an int >= 0, got {self.layer!r}")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a resumed run must share (progress bars, checkpoint spacing and max_tokens may change)."""
+        return {"layer": self.layer, "collect": self.collect.fingerprint()}
+
+
+class StatsResult(NamedTuple):
+    """The statistics and where they were written."""
+
+    stats: FeatureStats
+    out: Path
+    table: Path
+    """The per-feature table (``features.parquet`` or ``features.csv``)."""
+
+
+def stats_stage(
+    model: Any,
+    tokenizer: Any,
+    sae: Any,
+    corpus: Iterable[Any],
+    config: StatsConfig,
+    out: str | Path,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    info: Mapping[str, Any] | None = None,
+    allow_layer_mismatch: bool = False,
+) -> StatsResult | None:
+    """Run (or resume) the statistics pass into ``out``; None on non-zero ranks of a distributed run.
+
+    ``inputs`` identifies the model, SAE and corpus (content hashes, see :mod:`interp_sot.stages.identity`): a
+    rerun into ``out`` with other inputs or settings is refused instead of mixing two corpora. ``info`` is copied
+    into the statistics' ``info`` (e.g. the names given on the command line). An SAE whose config names another
+    layer's hook is refused unless ``allow_layer_mismatch``.
+    """
+    from interp_sot.features.distributed import collect_distributed, launched_by_torchrun
+
+    out = Path(out)
+    check_sae_layer(sae, config.layer, allow_mismatch=allow_layer_mismatch)
+    ckpt = out / "checkpoint"
+    if launched_by_torchrun():
+        import torch.distributed as dist
+
+        # one claimant: two ranks writing stage.json at once would delete each other's temporary file
+        if dist.get_rank() == 0:
+            begin_stage(out, STAGE, config.identity(), inputs)
+        dist.barrier()
+        stats = collect_distributed(model, tokenizer, corpus, config.layer, sae, config.collect, checkpoint_dir=ckpt)
+        if dist.get_rank() != 0:
+            return None
+    else:
+        begin_stage(out, STAGE, config.identity(), inputs)
+        stats = collect(model, tokenizer, corpus, config.layer, sae, config.collect, checkpoint_dir=ckpt)
+    stats.info.update(dict(info or {}))
+    stats.save(out)
+    table = write_table(stats.to_frame(), out / "features")
+    files = [STATS_FILE, SUMMARY_FILE, table.name]
+    if stats.contexts is not None:
+        files.append(CONTEXTS_FILE)
+    nonfinite = int(stats.nonfinite_count.sum())
+    finish_stage(out, STAGE, files, {"n_tokens": stats.n_tokens, "fired": int((stats.fire_count > 0).sum()),
+                                     "d_sae": stats.d_sae, "nonfinite": nonfinite})
+    return StatsResult(stats, out, table)
