@@ -306,3 +306,34 @@ def test_matched_controls_and_analysis_tables(model, sae, steered, tmp_path) -> 
     assert "mde_vs_baseline" in pd.read_csv(a / "accuracy_by_strength.csv").columns
     summary = json.loads((a / "summary.json").read_text())
     assert summary["conditions_matched"] is True and len(summary["coherence"]) == 3
+
+
+def test_accuracy_error_bars_survive_a_wilson_bound_a_rounding_error_above_zero() -> None:
+    from matplotlib.figure import Figure
+
+    from interp_sot.analysis.plots import draw_accuracy
+
+    acc = pd.DataFrame({"strength": [0.0, 0.2], "accuracy": [0.0, 0.0], "ci_low": [1e-17, 0.0],
+                        "ci_high": [0.07, 0.07]})
+    ax = Figure().subplots()
+    draw_accuracy(ax, acc, percent=True)  # 0 - 1e-15 used to be a negative error bar, which matplotlib refuses
+    assert len(ax.containers) == 1
+
+
+def test_condition_table_lines_up_controls_whose_norms_differ_in_float32_rounding() -> None:
+    from interp_sot.analysis.conditions import condition_table
+
+    picked = pd.DataFrame({"feature": "7", "strength": [0.0, 0.2, 0.2], "correct": [0, 1, 0],
+                           "we": [1.0, 3.0, 5.0]})
+    controls = pd.DataFrame({"feature": ["11", "12", "13"], "strength": [33.8, 33.8000015, 33.7999992],
+                             "correct": [0, 0, 1], "group": ["conversational", "non_conversational",
+                                                             "non_conversational"], "we": [2.0, 4.0, 6.0]})
+    units_p = {"rows": [{"feature": 7, "strength": 0.0, "added_norm": 0.0},
+                        {"feature": 7, "strength": 0.2, "added_norm": 33.8}]}
+    units_c = {"rows": [{"feature": int(f), "strength": s, "added_norm": s}
+                        for f, s in zip(controls["feature"], controls["strength"], strict=True)]}
+    tab = condition_table(picked, controls, picked_units=units_p, control_units=units_c, outcomes=["we"])
+    at = tab[tab["added_norm"] == 33.8].set_index("condition")
+    assert tab["matched"].all() and len(at) == 3  # one row per condition, not one per rounding of the norm
+    assert at.loc["non_conversational", "n"] == 2 and at.loc["non_conversational", "we"] == 5.0
+    assert at.loc["picked", "accuracy"] == 0.5 and at.loc["conversational", "we"] == 2.0

@@ -48,7 +48,7 @@ def condition_table(
     picked_units: Mapping[str, Any] | None,
     control_units: Mapping[str, Any] | None,
     outcomes: Sequence[str] = (),
-    tol: float = 1e-6,
+    tol: float = 1e-4,
 ) -> pd.DataFrame:
     """One row per (condition, signed added norm): traces, accuracy with a Wilson interval, mean of each outcome.
 
@@ -57,8 +57,15 @@ def condition_table(
     p = picked.assign(condition=PICKED, added_norm=added_norms(picked, picked_units))
     c = controls.assign(condition=controls["group"], added_norm=added_norms(controls, control_units))
     p_norms = sorted(set(p["added_norm"].dropna().round(6)))
-    c_norms = set(c["added_norm"].dropna().round(6))
-    matched = bool(c_norms) and all(any(abs(x - y) <= tol * max(1.0, abs(y)) for y in p_norms) for x in c_norms)
+    c_norms = set(c["added_norm"].dropna())
+
+    def nearest(x: float) -> float | None:  # float32 unit rows make a control's norm differ in the 7th digit
+        close = [y for y in p_norms if abs(x - y) <= tol * max(1.0, abs(y))]
+        return close[0] if close else None
+
+    matched = bool(c_norms) and all(nearest(x) is not None for x in c_norms)
+    if matched:
+        c["added_norm"] = [nearest(x) for x in c["added_norm"]]
     rows = []
     for norm, g in p.groupby(p["added_norm"].round(6), dropna=False):
         rows.append({"condition": PICKED, "added_norm": float(norm), "strength": float(g["strength"].iloc[0]),

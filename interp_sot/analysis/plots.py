@@ -24,8 +24,9 @@ def draw_accuracy(ax: Any, acc: pd.DataFrame, *, low: str = "ci_low", high: str 
     part = acc.sort_values("strength")
     scale = 100.0 if percent else 1.0
     y = scale * part["accuracy"]
-    ax.errorbar(part["strength"], y, yerr=[y - scale * part[low], scale * part[high] - y], marker="o", capsize=3,
-                label=label)
+    # clipped at 0: a Wilson bound of k = 0 can come out a rounding error above the accuracy itself
+    err = [(y - scale * part[low]).clip(lower=0), (scale * part[high] - y).clip(lower=0)]
+    ax.errorbar(part["strength"], y, yerr=err, marker="o", capsize=3, label=label)
 
 
 def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, ctrl: ControlComparison | None, path: str | Path) -> Path:

@@ -178,14 +178,6 @@ def load_decoder(args: argparse.Namespace) -> Any:
     return sae
 
 
-def feature_directions(args: argparse.Namespace, features: list[int], units: str) -> dict[Any, Any]:
-    from interp_sot.steering import feature_directions as directions_of
-
-    if units not in ("unit", "sae"):
-        raise SystemExit(f"--units: {units!r} is not 'unit' or 'sae'")
-    return directions_of(load_decoder(args), features, "unit" if units == "unit" else "sae")
-
-
 def load_run_model(args: argparse.Namespace) -> tuple[Any, Any]:
     import torch
 
