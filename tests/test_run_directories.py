@@ -215,3 +215,19 @@ def test_mistyped_problems_path_is_missing_not_a_hub_lookup(model_dir: Path, tmp
     err = capsys.readouterr().err
     assert err.startswith("interp-sot steer: error:") and "not found" in err and "Hub" not in err
     assert not (tmp_path / "run").exists()  # nothing was claimed or written
+
+
+def test_relative_run_directory_finishes(tmp_path: Path, monkeypatch: Any) -> None:
+    """Stages name their outputs as ``out / name``; with a relative ``out`` (the demo's ``runs/demo``) the
+    manifest must still find them (found by running the demo: it failed at its screen stage)."""
+    from interp_sot.stages.rundir import RunDirError, begin_stage, finish_stage
+
+    monkeypatch.chdir(tmp_path)
+    out = Path("runs/demo/screen")
+    begin_stage(out, "screen", {"k": 1})
+    (out / "screen.csv").write_text("x\n")
+    (out / "summary.json").write_text("{}")
+    manifest = finish_stage(out, "screen", [out / "screen.csv", "summary.json", (tmp_path / out / "screen.csv")])
+    assert json.loads(manifest.read_text())["files"] == ["screen.csv", "summary.json"]
+    with pytest.raises(RunDirError, match="not inside the run directory"):
+        finish_stage(out, "screen", [tmp_path / "elsewhere.csv"])

@@ -138,10 +138,24 @@ def is_complete(out: str | Path, stage: str | None = None) -> bool:
     return stage is None or manifest.get("stage") == stage
 
 
+def _relative(path: str | Path, out: Path) -> str:
+    """``path`` relative to ``out``: it may be given relative to ``out``, or as ``out / name`` with ``out`` itself
+    relative (the demo's ``runs/demo``) or absolute."""
+    p = Path(path)
+    for base in (out, out.resolve()):
+        try:
+            return str(p.relative_to(base))
+        except ValueError:
+            continue
+    if p.is_absolute():
+        raise RunDirError(f"{p} is not inside the run directory {out}")
+    return str(p)
+
+
 def finish_stage(out: str | Path, stage: str, files: Iterable[str | Path], summary: Mapping[str, Any] | None = None) -> Path:
     """Write ``manifest.json`` last: the run is complete and ``files`` (relative to ``out``) are its outputs."""
     out = Path(out)
-    names = sorted({str(Path(f).relative_to(out)) if Path(f).is_absolute() else str(f) for f in files})
+    names = sorted({_relative(f, out) for f in files})
     missing = [n for n in names if not (out / n).exists()]
     if missing:
         raise RunDirError(f"{out}: the {stage} stage did not produce {missing}")
