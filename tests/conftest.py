@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -52,3 +52,12 @@ def smollm2() -> tuple[Any, Any]:
     from interp_sot.models import SMOLLM2, load_model
 
     return load_model(SMOLLM2)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a busy 2-core machine 2 threads thrash (15x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

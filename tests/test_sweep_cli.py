@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,7 @@ from interp_sot.cli import steer as steer_cli
 from interp_sot.io import read_jsonl
 from interp_sot.steering import save_direction
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +53,9 @@ COMMON = [
 
 
 def test_steer_cli_runs_and_resumes(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = json.loads((model_dir / "config.json").read_text())  # room for the character-level TinyZero prompt,
+    config["max_position_embeddings"] = 1024  # so the coherence guard can score every trace
+    (model_dir / "config.json").write_text(json.dumps(config))
     g = torch.Generator().manual_seed(0)
     save_direction(tmp_path / "conv.safetensors", torch.randn(32, generator=g))
     out = tmp_path / "run"
@@ -86,6 +82,15 @@ def test_steer_cli_runs_and_resumes(model_dir: Path, tmp_path: Path, capsys: pyt
     assert len(read_jsonl(out / "problems.jsonl")) == 2
     assert "Accuracy per strength" in (out / "report" / "summary.md").read_text()
     assert (out / "report" / "accuracy.png").is_file() and "report:" in capsys.readouterr().out
+    # the measure stage ran before the report: every trace has a coherence score, and the report shows it by strength
+    coherence = {r["key"]: r["mean_logprob"] for r in read_jsonl(out / "coherence.jsonl")}
+    assert set(coherence) == {r["key"] for r in rows}
+    assert "Coherence per strength" in (out / "report" / "summary.md").read_text()
+    table = pd.read_csv(out / "report" / "coherence.csv").set_index("strength")
+    for s in (-4.0, 0.0, 4.0):
+        expected = sum(coherence[r["key"]] for r in rows if r["strength"] == s) / 2
+        assert table.loc[s, "n"] == 2 and table.loc[s, "mean_logprob"] == pytest.approx(expected, rel=1e-9)
+    assert not (out / "trace_features.jsonl").exists()  # a bare direction file: no SAE to re-encode with
     args = _parser().parse_args(argv)  # rerun: nothing new is generated
     assert args.run(args) == 0 and len(read_jsonl(out / "sweep.jsonl")) == 6
 
@@ -215,7 +220,7 @@ def test_steer_cli_with_saved_sae_folder(model_dir: Path, tmp_path: Path) -> Non
     )
     assert args.run(args) == 0
     rows = read_jsonl(out / "sweep.jsonl")
-    assert len(rows) == 8 and not (out / "report").exists()
+    assert len(rows) == 8 and not (out / "report").exists() and not (out / "coherence.jsonl").exists()
     for f in (5, 9):
         sha = direction_fingerprint(feature_direction(sae, f, units="sae"))
         assert {r["direction_sha"] for r in rows if r["feature"] == f} == {sha}

@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -31,12 +30,7 @@ from interp_sot.tasks.countdown import generate_problems
 COMMON = ["--layer", "1", "--n-problems", "3", "--max-new-tokens", "5", "--batch-size", "2", "--no-report"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _inputs(tmp: Path) -> dict[str, list[str]]:

@@ -142,6 +142,9 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
                         "behaviours_conversational, behaviours_bales_ipa, behaviours_cognitive, perspectives")
     g.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
     g.add_argument("--no-report", action="store_true")
+    g.add_argument("--no-measure", action="store_true",
+                   help="skip the measure stage before the report (coherence of every trace, and SAE diversity when "
+                        "the directions come from an SAE; `interp-sot measure` runs it later)")
     g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples for the report")
 
 
@@ -222,6 +225,24 @@ def report_config(args: argparse.Namespace) -> Any:
         print("matplotlib not installed: report without plot (pip install 'interp-sot[plot]')")
         plot = False
     return ReportConfig(n_boot=args.n_boot, plot=plot)
+
+
+def measure_for_report(args: argparse.Namespace, model: Any, tokenizer: Any, sae: Any, out: Path) -> None:
+    """Run the measure stage on the finished run ``out`` so its report shows coherence by strength (issue: no effect
+    read off broken text); SAE re-encoding too when ``sae`` is an SAE, not a bare decoder matrix."""
+    if args.no_measure or args.no_report:
+        return
+    from interp_sot.stages.identity import model_identity, sae_identity
+    from interp_sot.stages.measure import MeasureConfig, measure_stage
+
+    has_sae = sae is not None and hasattr(sae, "encode")
+    try:
+        measure_stage(model, tokenizer, sae if has_sae else None, out,
+                      MeasureConfig(layer=args.layer, diversity=has_sae),
+                      inputs={"model": model_identity(args.model),
+                              "sae": sae_identity(args.sae_path or args.sae_release, args.sae_id) if has_sae else None})
+    except ValueError as err:  # e.g. traces longer than the model's context: the records stand, the report says so
+        print(f"warning: traces not measured, so the report has no coherence section: {err}")
 
 
 def print_report(files: Any) -> None:

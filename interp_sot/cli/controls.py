@@ -20,6 +20,7 @@ from interp_sot.cli.common import (
     load_decoder,
     load_problems,
     load_run_model,
+    measure_for_report,
     plan_generation_run,
     print_report,
     report_config,
@@ -139,5 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if not shard.is_main:  # rank 0 merged the records and writes the report
         return 0
     if not args.no_report:
-        print_report(report_stage(result.records, report_config(args), result.out / "report", codings=result.codings))
+        measure_for_report(args, model, tokenizer, sae, result.out)
+        print_report(report_stage(result.records, report_config(args), result.out / "report", codings=result.codings,
+                                  run_dir=result.out))
     return 0

@@ -25,6 +25,7 @@ from interp_sot.cli.common import (
     load_decoder,
     load_problems,
     load_run_model,
+    measure_for_report,
     parse_floats,
     parse_strengths,
     plan_generation_run,
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"model": model_identity(args.model)}
     shard = join_torchrun()  # under torchrun: one rank per process, each running whole batches of the sweep
     units_rec = None
+    sae: Any = None
     if features:  # SAE features: directions in --units, judged against this model's residual norm
         sae = load_decoder(args)
         model, tokenizer = load_run_model(args)
@@ -106,5 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if not shard.is_main:  # rank 0 merged the records and writes the report
         return 0
     if not args.no_report:
-        print_report(report_stage(result.records, report_config(args), result.out / "report", codings=result.codings))
+        measure_for_report(args, model, tokenizer, sae, result.out)
+        print_report(report_stage(result.records, report_config(args), result.out / "report", codings=result.codings,
+                                  run_dir=result.out))
     return 0

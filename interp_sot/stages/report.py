@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from interp_sot.analysis.measures import coherence_by_strength, join_coherence
 from interp_sot.analysis.traces import (
     ControlComparison,
     accuracy_table,
@@ -156,12 +157,21 @@ def write_report(
     n_boot: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
+    run_dir: str | Path | None = None,
 ) -> ReportFiles:
-    """Write ``summary.md``, tables (``accuracy``, ``behaviours``, ``controls``, ``traces`` as CSV + parquet) and
-    ``accuracy.png`` (needs matplotlib, the ``plot`` extra) to ``out_dir``."""
+    """Write ``summary.md``, tables (``accuracy``, ``behaviours``, ``controls``, ``coherence``, ``traces`` as CSV +
+    parquet) and ``accuracy.png`` (needs matplotlib, the ``plot`` extra) to ``out_dir``.
+
+    ``run_dir``: the run directory of ``records``; when the measure stage left ``coherence.jsonl`` there, the report
+    shows coherence (unsteered mean log-prob, degenerate share) by strength, so no effect is read off broken text."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = records_frame(records)
+    coherence = None
+    if run_dir is not None:
+        df = join_coherence(df, run_dir)
+        if "coherence_logprob" in df.columns:
+            coherence = coherence_by_strength(df, confidence=confidence)
     if markers:
         df = add_marker_rates(df)
     if codings:
@@ -178,6 +188,8 @@ def write_report(
         _write_table(ctrl.groups, out, "controls", tables)
         if ctrl.regression is not None:
             _write_table(ctrl.regression, out, "controls_regression", tables)
+    if coherence is not None:
+        _write_table(coherence, out, "coherence", tables)
     _write_table(df, out, "traces", tables)
     first = records[0]
     settings = first.settings if isinstance(first, SweepRecord) else first.get("settings")
@@ -186,13 +198,37 @@ def write_report(
         gen = settings.get("generation", {})
         flat = {k: v for k, v in settings.items() if k != "generation"} | (dict(gen) if isinstance(gen, Mapping) else {})
     summary = out / "summary.md"
-    atomic_write_text(summary, summary_markdown(acc, beh, ctrl, flat))
+    text = summary_markdown(acc, beh, ctrl, flat)
+    if coherence is not None:
+        text += coherence_markdown(coherence)
+    atomic_write_text(summary, text)
     png = None
     if plot:
         from interp_sot.analysis.plots import plot_report
 
         png = plot_report(acc, beh, ctrl, out / "accuracy.png")
     return ReportFiles(summary, tables, png)
+
+
+def coherence_markdown(coherence: pd.DataFrame) -> str:
+    """The coherence guard's section of ``summary.md`` (one row per strength)."""
+    lines = [
+        "",
+        "## Coherence per strength",
+        "",
+        "Unsteered model's mean token log-prob of the generated text (95% t interval) and the share of degenerate "
+        "traces (repeated n-grams or symbol soup); a large drop against s=0 means the text, not the behaviour, changed.",
+        "",
+        "| strength | n | mean log-prob | 95% | drop vs s=0 | degenerate % |",
+        "|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in coherence.to_dict("records"):
+        drop = r.get("drop_vs_0", float("nan"))
+        lines.append(
+            f"| {r['strength']:g} | {r['n']} | {r['mean_logprob']:.3f} | [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | "
+            f"{'–' if drop != drop else f'{drop:.3f}'} | {_fmt(r['degenerate_share'])} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def report_stage(
@@ -202,12 +238,13 @@ def report_stage(
     *,
     codings: Sequence[BehaviourCoding] | None = None,
     inputs: Mapping[str, Any] | None = None,
+    run_dir: str | Path | None = None,
 ) -> ReportFiles:
     """:func:`write_report` into a stage directory (identity recorded, manifest written last)."""
     out = Path(out)
     begin_stage(out, STAGE, config, inputs)
     files = write_report(records, out, codings=codings, markers=config.markers, plot=config.plot,
-                         n_boot=config.n_boot, seed=config.seed, confidence=config.confidence)
+                         n_boot=config.n_boot, seed=config.seed, confidence=config.confidence, run_dir=run_dir)
     finish_stage(out, STAGE, [files.summary, *files.tables.values(), *([files.plot] if files.plot else [])],
                  {"rows": len(records)})
     return files
