@@ -93,8 +93,32 @@ def count_parameters(config: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
+class _MemoryPlan:
+    """What both plans share: named byte parts, their sum, and whether it fits the device."""
+
+    device_bytes: int | None
+    """Memory available on the device (None: not checked)."""
+
+    @property
+    def parts(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.parts.values())
+
+    @property
+    def fits(self) -> bool:
+        return self.device_bytes is None or self.total_bytes <= self.device_bytes
+
+    def _device_lines(self) -> list[str]:
+        if self.device_bytes is None:
+            return []
+        return [f"device memory available {self.device_bytes / GIB:.2f} GiB: " + ("fits" if self.fits else "DOES NOT FIT")]
+
+
 @dataclass(frozen=True)
-class GenerationPlan:
+class GenerationPlan(_MemoryPlan):
     """What a generation run will cost; ``bytes`` fields are per device."""
 
     rows: int
@@ -124,13 +148,6 @@ class GenerationPlan:
     def parts(self) -> dict[str, int]:
         return {"KV cache": self.kv_cache_bytes, "weights": self.weights_bytes, "workspace": self.workspace_bytes}
 
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.parts.values())
-
-    @property
-    def fits(self) -> bool:
-        return self.device_bytes is None or self.total_bytes <= self.device_bytes
 
     def describe(self) -> str:
         """Human-readable plan (what ``--plan`` prints)."""
@@ -141,9 +158,7 @@ class GenerationPlan:
             f"{self.weights_bytes / GIB:.2f} GiB + workspace {self.workspace_bytes / GIB:.2f} GiB = "
             f"{self.total_bytes / GIB:.2f} GiB",
         ]
-        if self.device_bytes is not None:
-            lines.append(f"device memory available {self.device_bytes / GIB:.2f} GiB: "
-                         + ("fits" if self.fits else "DOES NOT FIT"))
+        lines += self._device_lines()
         if self.hours is not None:
             lines.append(f"time at the given step time: about {self.hours:.1f} h")
         return "\n".join(lines)
@@ -223,7 +238,7 @@ def require_fit(plan: GenerationPlan | StatsPlan) -> None:
 
 
 @dataclass(frozen=True)
-class StatsPlan:
+class StatsPlan(_MemoryPlan):
     """What a statistics pass (forward to the SAE's layer, fused SAE encoding) will cost on one device."""
 
     tokens: int
@@ -248,20 +263,11 @@ class StatsPlan:
         return {"weights": self.weights_bytes, "SAE": self.sae_bytes, "activations": self.activation_bytes,
                 "SAE block": self.encode_bytes}
 
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.parts.values())
-
-    @property
-    def fits(self) -> bool:
-        return self.device_bytes is None or self.total_bytes <= self.device_bytes
 
     def describe(self) -> str:
         lines = [f"{self.tokens:,} tokens in about {self.batches:,} batches of {self.batch_tokens:,} tokens",
                  f"{_parts_text(self.parts)} = {self.total_bytes / GIB:.2f} GiB"]
-        if self.device_bytes is not None:
-            lines.append(f"device memory available {self.device_bytes / GIB:.2f} GiB: "
-                         + ("fits" if self.fits else "DOES NOT FIT"))
+        lines += self._device_lines()
         return "\n".join(lines)
 
 
