@@ -227,25 +227,32 @@ def report_config(args: argparse.Namespace) -> Any:
     return ReportConfig(n_boot=args.n_boot, plot=plot)
 
 
-def measure_for_report(args: argparse.Namespace, model: Any, tokenizer: Any, sae: Any, out: Path) -> None:
-    """Run the measure stage on the finished run ``out`` so its report shows coherence by strength (issue: no effect
-    read off broken text); SAE re-encoding too when ``sae`` is an SAE, not a bare decoder matrix."""
-    if args.no_measure or args.no_report:
-        return
+def measure_inputs(args: argparse.Namespace, with_sae: bool) -> dict[str, Any]:
+    """The measure stage's input identity (model, and the SAE when it re-encodes traces), for every command."""
     from interp_sot.stages.identity import model_identity, sae_identity
+
+    sae = sae_identity(args.sae_path or args.sae_release, args.sae_id) if with_sae else None
+    return {"model": model_identity(args.model), "sae": sae}
+
+
+def measure_and_report(args: argparse.Namespace, model: Any, tokenizer: Any, sae: Any, result: Any) -> None:
+    """The end of ``steer`` / ``controls``: measure every trace of the finished run (coherence; SAE re-encoding too
+    when ``sae`` is an SAE, not a bare decoder matrix) so the report shows coherence by strength, then the report.
+    ``--no-measure`` skips the first, ``--no-report`` both."""
+    if args.no_report:
+        return
     from interp_sot.stages.measure import MeasureConfig, measure_stage
+    from interp_sot.stages.report import report_stage
 
-    has_sae = sae is not None and hasattr(sae, "encode")
-    try:
-        measure_stage(model, tokenizer, sae if has_sae else None, out,
-                      MeasureConfig(layer=args.layer, diversity=has_sae),
-                      inputs={"model": model_identity(args.model),
-                              "sae": sae_identity(args.sae_path or args.sae_release, args.sae_id) if has_sae else None})
-    except ValueError as err:  # e.g. traces longer than the model's context: the records stand, the report says so
-        print(f"warning: traces not measured, so the report has no coherence section: {err}")
-
-
-def print_report(files: Any) -> None:
+    if not args.no_measure:
+        has_sae = sae is not None and hasattr(sae, "encode")
+        try:
+            measure_stage(model, tokenizer, sae if has_sae else None, result.out,
+                          MeasureConfig(layer=args.layer, diversity=has_sae), inputs=measure_inputs(args, has_sae))
+        except ValueError as err:  # e.g. traces longer than the model's context: the records stand, the report says so
+            print(f"warning: traces not measured, so the report has no coherence section: {err}")
+    files = report_stage(result.records, report_config(args), result.out / "report", codings=result.codings,
+                         run_dir=result.out)
     print(files.summary.read_text())
     print(f"report: {files.summary.parent}")
 

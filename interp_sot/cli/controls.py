@@ -20,10 +20,8 @@ from interp_sot.cli.common import (
     load_decoder,
     load_problems,
     load_run_model,
-    measure_for_report,
+    measure_and_report,
     plan_generation_run,
-    print_report,
-    report_config,
     scaled_directions,
     sweep_config,
 )
@@ -99,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
     from interp_sot.screening.screen import load_table
     from interp_sot.stages.controls import STAGE, controls_identity, controls_stage, sample_control_features
     from interp_sot.stages.identity import model_identity
-    from interp_sot.stages.report import report_stage
     from interp_sot.stages.rundir import begin_stage, require_complete
     from interp_sot.stages.strengths import units_record
 
@@ -139,8 +136,5 @@ def run(args: argparse.Namespace) -> int:
                             inputs=inputs, strength_units=units_record(scales, per_feature))
     if not shard.is_main:  # rank 0 merged the records and writes the report
         return 0
-    if not args.no_report:
-        measure_for_report(args, model, tokenizer, sae, result.out)
-        print_report(report_stage(result.records, report_config(args), result.out / "report", codings=result.codings,
-                                  run_dir=result.out))
+    measure_and_report(args, model, tokenizer, sae, result)
     return 0

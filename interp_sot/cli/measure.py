@@ -34,7 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from interp_sot.experiments.coherence import CoherenceConfig
-    from interp_sot.stages.identity import model_identity, sae_identity
     from interp_sot.stages.measure import MeasureConfig, measure_stage
 
     config = MeasureConfig(layer=args.layer, coherence=CoherenceConfig(batch_size=args.batch_size),
@@ -46,11 +45,9 @@ def run(args: argparse.Namespace) -> int:
         from interp_sot.features.sae import load_sae
 
         sae = load_sae(Path(args.sae_path)) if args.sae_path else load_sae(args.sae_release, args.sae_id)
-    from interp_sot.cli.common import load_run_model
+    from interp_sot.cli.common import load_run_model, measure_inputs
 
     model, tokenizer = load_run_model(args)
-    result = measure_stage(model, tokenizer, sae, args.run_dir, config,
-                           inputs={"model": model_identity(args.model),
-                                   "sae": sae_identity(args.sae_path or args.sae_release, args.sae_id)})
+    result = measure_stage(model, tokenizer, sae, args.run_dir, config, inputs=measure_inputs(args, sae is not None))
     print(f"measured {result.n_traces} traces: {', '.join(str(f) for f in result.files)}")
     return 0

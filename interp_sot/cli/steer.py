@@ -25,12 +25,10 @@ from interp_sot.cli.common import (
     load_decoder,
     load_problems,
     load_run_model,
-    measure_for_report,
+    measure_and_report,
     parse_floats,
     parse_strengths,
     plan_generation_run,
-    print_report,
-    report_config,
     scaled_directions,
     sweep_config,
 )
@@ -75,7 +73,6 @@ def _direction_file(args: argparse.Namespace) -> dict[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     from interp_sot.experiments.sharding import join_torchrun
     from interp_sot.stages.identity import model_identity
-    from interp_sot.stages.report import report_stage
     from interp_sot.stages.rundir import begin_stage
     from interp_sot.stages.steer import STAGE, steer_identity, steer_stage
     from interp_sot.stages.strengths import units_record
@@ -107,8 +104,5 @@ def run(args: argparse.Namespace) -> int:
                          inputs=inputs, strength_units=units_rec)
     if not shard.is_main:  # rank 0 merged the records and writes the report
         return 0
-    if not args.no_report:
-        measure_for_report(args, model, tokenizer, sae, result.out)
-        print_report(report_stage(result.records, report_config(args), result.out / "report", codings=result.codings,
-                                  run_dir=result.out))
+    measure_and_report(args, model, tokenizer, sae, result)
     return 0
