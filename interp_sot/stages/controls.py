@@ -24,17 +24,16 @@ from interp_sot.experiments.sweep import SweepConfig
 from interp_sot.io import atomic_write_json
 from interp_sot.screening.controls import control_strength, sample_controls
 from interp_sot.screening.groups import CONTROL_GROUPS
-from interp_sot.stages.rundir import begin_stage, finish_stage
+from interp_sot.stages.rundir import begin_stage
 from interp_sot.stages.steer import (
     PROBLEMS_FILE,
     CodingConfig,
     SweepResult,
-    code_behaviours,
+    finish_steering_run,
     make_coding_judge,
     save_problems,
     steering_identity,
 )
-from interp_sot.stages.strengths import units_summary, write_units
 from interp_sot.tasks.countdown.problems import CountdownProblem
 
 STAGE = "controls"
@@ -161,12 +160,5 @@ def controls_stage(
     if not shard.is_main:  # the merged records; rank 0 codes, records the units and writes the manifest
         return SweepResult(records, out, None)
     files = [out / "controls.json", out / PROBLEMS_FILE, out / CONTROLS_FILE]
-    codings = code_behaviours(judge, records, coding, out) if coding is not None else None
-    if codings is not None:
-        files.append(out / "behaviours.jsonl")
-    summary: dict[str, Any] = {"rows": len(records), "mode": config.mode}
-    if strength_units is not None:
-        files.append(write_units(out, strength_units))
-        summary["strength_units"] = units_summary(strength_units)
-    finish_stage(out, STAGE, files, summary)
-    return SweepResult(records, out, codings)
+    return finish_steering_run(out, STAGE, records, files, {"rows": len(records), "mode": config.mode},
+                               coding=coding, judge=judge, strength_units=strength_units)

@@ -175,12 +175,20 @@ def steer_stage(
     if not shard.is_main:  # the merged records; rank 0 codes, records the units and writes the manifest
         return SweepResult(records, out, None)
     files.append(out / SWEEP_FILE)
+    return finish_steering_run(out, STAGE, records, files, {"rows": len(records)}, coding=coding, judge=judge,
+                               strength_units=strength_units)
+
+
+def finish_steering_run(out: Path, stage: str, records: list[SweepRecord], files: list[Path], summary: dict[str, Any],
+                        *, coding: CodingConfig | None, judge: Any, strength_units: Mapping[str, Any] | None
+                        ) -> SweepResult:
+    """The end of a ``steer`` or ``controls`` run on the main rank: behaviour codings, the strength-units record,
+    then the manifest (written last)."""
     codings = code_behaviours(judge, records, coding, out) if coding is not None else None
     if codings is not None:
         files.append(out / BEHAVIOURS_FILE)
-    summary: dict[str, Any] = {"rows": len(records)}
     if strength_units is not None:
         files.append(write_units(out, strength_units))
         summary["strength_units"] = units_summary(strength_units)
-    finish_stage(out, STAGE, files, summary)
+    finish_stage(out, stage, files, summary)
     return SweepResult(records, out, codings)
