@@ -93,6 +93,14 @@ def _smollm2_cached(cache_dir: Path) -> Path:
     return target
 
 
+def model_source(name_or_path: str, cache_dir: str | Path | None = None) -> str:
+    """Where ``name_or_path``'s config, tokenizer and weights are read: ``"smollm2"`` resolves to the dequantised
+    local copy (made on first use), anything else is itself (a hub id or a folder)."""
+    if name_or_path == SMOLLM2:
+        return str(_smollm2_cached(Path(cache_dir) if cache_dir else cache_root()))
+    return name_or_path
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -111,12 +119,9 @@ def load_model(
     kwargs: dict[str, Any] = {}
     if dtype is not None:
         kwargs["dtype"] = dtype
-    if name_or_path == SMOLLM2:
-        source = str(_smollm2_cached(Path(cache_dir) if cache_dir else cache_root()))
-    else:
-        source = name_or_path
-        if gguf_file is not None:
-            kwargs["gguf_file"] = gguf_file
+    source = model_source(name_or_path, cache_dir)
+    if name_or_path != SMOLLM2 and gguf_file is not None:
+        kwargs["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
     model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if device is not None:

@@ -306,17 +306,11 @@ def model_not_found(name: str, err: OSError) -> FileNotFoundError:
     return FileNotFoundError(f"model {name!r} could not be read: {err}")
 
 
-def model_source(name: str) -> str:
-    """Where ``name``'s config and tokenizer are read (``smollm2``: the dequantised local copy)."""
-    from interp_sot.models import SMOLLM2, _smollm2_cached, cache_root
-
-    return str(_smollm2_cached(cache_root())) if name == SMOLLM2 else name
-
-
 def model_shape(name: str, dtype: str | None) -> tuple[Any, str]:
     """(ModelShape from the config alone, the weights' dtype name: ``dtype``, or the config's for auto/None)."""
     from transformers import AutoConfig
 
+    from interp_sot.models import model_source
     from interp_sot.plan import ModelShape
 
     try:
@@ -359,6 +353,8 @@ def plan_generation_run(args: argparse.Namespace, rows: int, problems: list[Any]
     if not args.plan and available is None:
         return False  # nothing to check against
     from transformers import AutoTokenizer
+
+    from interp_sot.models import model_source
 
     shape, dtype = model_shape(args.model, args.dtype)
     tokenizer = AutoTokenizer.from_pretrained(model_source(args.model))

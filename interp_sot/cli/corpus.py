@@ -29,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from interp_sot.corpora.build import CorpusConfig, build_corpus
-    from interp_sot.models import _smollm2_cached, cache_root
+    from interp_sot.models import model_source
 
-    source = str(_smollm2_cached(cache_root())) if args.model == "smollm2" else args.model
+    source = model_source(args.model)
     tokenizer = AutoTokenizer.from_pretrained(source)
     cfg = CorpusConfig(seed=args.seed, screening_tokens_per_kind=args.screening_tokens)
     summary = build_corpus(Path(args.downloads), Path(args.out), tokenizer, cfg)
