@@ -169,3 +169,28 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert "controls.csv" in ctrl_files.tables and "## Controls" in ctrl_files.summary.read_text()
     with pytest.raises(ValueError, match="no sweep records"):
         write_report([], tmp_path / "x")
+
+
+def test_report_reads_only_finished_measures(tmp_path: Path) -> None:
+    """The report joins coherence by record key and never reads a measure pass that started but did not finish."""
+    from interp_sot.io import append_jsonl
+    from interp_sot.stages.measure import MEASURES_DIR
+    from interp_sot.stages.rundir import RunDirError, begin_stage, finish_stage
+
+    recs = _records(4)
+    run = tmp_path / "run"
+    begin_stage(run / MEASURES_DIR, "measure", {"layer": 15})
+    append_jsonl(run / "coherence.jsonl", [{"key": r["key"], "mean_logprob": -1.0 - r["strength"] / 10, "n_tokens": 5,
+                                           "repeat_share": 0.0, "symbol_share": 0.0, "degenerate": False}
+                                          for r in recs[:3]])  # a killed pass: 3 of 8 traces scored
+    with pytest.raises(RunDirError, match="rerun `interp-sot measure`"):
+        write_report(recs, tmp_path / "rep", n_boot=50, plot=False, run_dir=run)
+    append_jsonl(run / "coherence.jsonl", [{"key": r["key"], "mean_logprob": -1.0 - r["strength"] / 10, "n_tokens": 5,
+                                           "repeat_share": 0.0, "symbol_share": 0.0, "degenerate": r is recs[3]}
+                                          for r in recs[3:]])
+    finish_stage(run / MEASURES_DIR, "measure", [])
+    files = write_report(recs, tmp_path / "rep", n_boot=50, plot=False, run_dir=run)
+    table = pd.read_csv(files.tables["coherence.csv"]).set_index("strength")
+    assert table.loc[0.0, "mean_logprob"] == pytest.approx(-1.0) and table.loc[10.0, "mean_logprob"] == pytest.approx(-2.0)
+    assert table.loc[0.0, "n_degenerate"] + table.loc[10.0, "n_degenerate"] == 1
+    assert "Coherence per strength" in files.summary.read_text()

@@ -244,6 +244,7 @@ def measure_and_report(args: argparse.Namespace, model: Any, tokenizer: Any, sae
     from interp_sot.stages.measure import MeasureConfig, measure_stage
     from interp_sot.stages.report import report_stage
 
+    measured = True
     if not args.no_measure:
         has_sae = sae is not None and hasattr(sae, "encode")
         try:
@@ -251,8 +252,9 @@ def measure_and_report(args: argparse.Namespace, model: Any, tokenizer: Any, sae
                           MeasureConfig(layer=args.layer, diversity=has_sae), inputs=measure_inputs(args, has_sae))
         except ValueError as err:  # e.g. traces longer than the model's context: the records stand, the report says so
             print(f"warning: traces not measured, so the report has no coherence section: {err}")
+            measured = False
     files = report_stage(result.records, report_config(args), result.out / "report", codings=result.codings,
-                         run_dir=result.out)
+                         run_dir=result.out if measured else None)
     print(files.summary.read_text())
     print(f"report: {files.summary.parent}")
 

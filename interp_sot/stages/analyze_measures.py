@@ -25,6 +25,7 @@ from interp_sot.analysis.steering_effects import SweepColumns
 from interp_sot.analysis.sweep_table import resolve_run_path
 from interp_sot.experiments.trace_features import feature_sets
 from interp_sot.io import write_frame
+from interp_sot.stages.measure import require_measured_completely
 from interp_sot.stages.strengths import read_units
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def measure_tables(
     summary: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     run = run_dir_of(sweep)
+    require_measured_completely(run)
     frame = join_coherence(frame, run)
     if "coherence_logprob" in frame.columns:
         coh = coherence_by_strength(frame, cols.strength)
@@ -84,6 +86,7 @@ def measure_tables(
             logger.info("%s has no trace_features.jsonl: no diversity outcome (run the measure stage)", run)
     if controls is not None and control_frame is not None:
         crun = run_dir_of(controls)
+        require_measured_completely(crun)
         control_frame = join_coherence(control_frame, crun)
         if "coherence_logprob" in control_frame.columns:
             write_frame(coherence_by_strength(control_frame, "group"), out / "controls_coherence.csv")

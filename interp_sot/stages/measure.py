@@ -36,6 +36,13 @@ STAGE = "measure"
 MEASURES_DIR = "measures"
 
 
+def require_measured_completely(run: str | Path) -> None:
+    """Refuse to read a run's measures (``coherence.jsonl``, ``trace_features.jsonl``) when a measure stage started
+    and never finished: a killed pass leaves a subset of the traces scored, and a table over that subset would lie.
+    A run never measured passes (it simply has no measures)."""
+    require_complete(Path(run) / MEASURES_DIR, f"the measures of {run} (rerun `interp-sot measure` to finish them)")
+
+
 @dataclass(frozen=True)
 class MeasureConfig:
     """What is measured per trace and how."""

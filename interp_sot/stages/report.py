@@ -29,6 +29,7 @@ from interp_sot.analysis.traces import (
 from interp_sot.behaviours.judge_coding import BehaviourCoding
 from interp_sot.experiments.records import SweepRecord
 from interp_sot.io import atomic_write_text, write_frame
+from interp_sot.stages.measure import require_measured_completely
 from interp_sot.stages.rundir import begin_stage, finish_stage
 
 STAGE = "report"
@@ -169,6 +170,7 @@ def write_report(
     df = records_frame(records)
     coherence = None
     if run_dir is not None:
+        require_measured_completely(run_dir)
         df = join_coherence(df, run_dir)
         if "coherence_logprob" in df.columns:
             coherence = coherence_by_strength(df, confidence=confidence)
