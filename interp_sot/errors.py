@@ -21,3 +21,21 @@ def shorten(value: object, limit: int = MAX_VALUE_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+class FlagError(InterpSotError, SystemExit):
+    """A command-line flag (or combination of flags) that cannot work, found by a command's own checks.
+
+    ``interp-sot`` reports it like every :class:`InterpSotError` (one line, exit code 2). It is also a
+    ``SystemExit``, like argparse's own flag errors, so code that calls a subcommand's functions directly (tests,
+    notebooks) sees the argparse contract: the program ends with the message (status 1 outside ``interp-sot``).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message  # SystemExit's exit code: the message is printed when it ends a program
+
+
+def one_line(message: str, limit: int = 2000) -> str:
+    """``message`` on one line, cut to ``limit`` characters (a last guard; values should be cut where quoted)."""
+    return shorten(" ".join(str(message).split()), limit)

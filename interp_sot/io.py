@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from interp_sot.errors import InterpSotError, shorten
 
 if TYPE_CHECKING:  # torch is imported where used: the CLI's --help imports this module
     import torch
@@ -154,22 +157,89 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSONL *input* file (``.jsonl`` or gzipped ``.jsonl.gz``), streamed in order.
+TEXT_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".json")
+"""Local input files read as UTF-8 text, line by line (a ``.gz`` suffix is decompressed)."""
+
+
+def _binary_lines(path: Path) -> Iterator[bytes]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        yield from fh
+
+
+def _decode(raw: bytes, path: Path, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InterpSotError(f"{shorten(path)}: line {line} is not valid UTF-8 (byte {err.start} of the line: "
+                             f"{raw[err.start:err.start + 8]!r})") from err
+
+
+def check_text_file(path: str | Path, flag: str) -> None:
+    """Refuse a local text input (:data:`TEXT_SUFFIXES`) that does not decode as UTF-8, naming the file and line.
+
+    One streaming pass before a stage claims its folder: a bad byte found mid-run would leave a run directory made
+    for a file the user then has to fix (and whose hash then changes). Other inputs (folders, hub names) pass."""
+    p = Path(path).expanduser()
+    if not p.is_file() or not p.name.lower().endswith(TEXT_SUFFIXES):
+        return
+    try:
+        for i, raw in enumerate(_binary_lines(p), start=1):
+            _decode(raw, p, i)
+    except (OSError, EOFError) as err:  # a truncated .gz
+        raise InterpSotError(f"{flag} {shorten(p)}: cannot be read: {err}") from err
+
+
+FULL_HASH_BYTES = 64 << 20
+"""Files up to this size are hashed whole; larger ones by size + first and last MiB."""
+_EDGE = 1 << 20
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file (whole up to ``FULL_HASH_BYTES``, else size + first and last MiB)."""
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if size <= FULL_HASH_BYTES:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        else:
+            h.update(f"size={size}".encode())
+            h.update(fh.read(_EDGE))
+            fh.seek(size - _EDGE)
+            h.update(fh.read(_EDGE))
+    return h.hexdigest()
+
+
+class JsonlRecords:
+    """The records of a JSONL *input* file (``.jsonl`` or gzipped ``.jsonl.gz``), streamed in order on every
+    iteration; ``identity()`` is the file's content hash (what a stage records when the caller gives no inputs).
 
     Unlike :func:`read_jsonl` (our own append-only logs) every line must parse: a bad line in a corpus is
-    damage, not an interrupted write.
+    damage, not an interrupted write. Errors name the file and line (bad JSON or bad UTF-8).
     """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i, raw in enumerate(_binary_lines(self.path), start=1):
+            line = _decode(raw, self.path, i)
             if not line.strip():
                 continue
             try:
                 yield json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {i + 1} is not valid JSON ({err.msg})") from err
+                raise InterpSotError(f"{shorten(self.path)}: line {i} is not valid JSON ({err.msg})") from err
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.path.name, "sha256": file_digest(self.path)}
+
+
+def iter_jsonl(path: str | Path) -> JsonlRecords:
+    """The records of a JSONL input file, re-iterable and identified by content (:class:`JsonlRecords`)."""
+    return JsonlRecords(path)
 
 
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

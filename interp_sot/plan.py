@@ -22,11 +22,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from interp_sot.errors import InterpSotError
+
 GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
 
 
-class PlanError(ValueError):
+class PlanError(InterpSotError):
     """The planned batch cannot fit the device memory; the message says by how much and what fits."""
 
 

@@ -24,7 +24,7 @@ def _common(**extra: Any) -> dict[str, Any]:
         num_hidden_layers=N_LAYERS,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=1024,
         pad_token_id=0,
         bos_token_id=1,
         eos_token_id=2,
@@ -59,14 +59,14 @@ def _build(family: str) -> torch.nn.Module:
         cls = tf.Gemma3ForCausalLM
     elif family == "gpt2":
         cfg = tf.GPT2Config(
-            vocab_size=VOCAB, n_embd=D_MODEL, n_layer=N_LAYERS, n_head=4, n_positions=256,
+            vocab_size=VOCAB, n_embd=D_MODEL, n_layer=N_LAYERS, n_head=4, n_positions=1024,
             bos_token_id=1, eos_token_id=2, pad_token_id=0,
         )
         cls = tf.GPT2LMHeadModel
     elif family == "gpt_neox":
         cfg = tf.GPTNeoXConfig(
             vocab_size=VOCAB, hidden_size=D_MODEL, intermediate_size=64, num_hidden_layers=N_LAYERS,
-            num_attention_heads=4, max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+            num_attention_heads=4, max_position_embeddings=1024, bos_token_id=1, eos_token_id=2, pad_token_id=0,
         )
         cls = tf.GPTNeoXForCausalLM
     else:  # pragma: no cover

@@ -95,6 +95,18 @@ def test_end_to_end(tmp_path: Path) -> None:
     assert got.loc["s=+10", "coef"] == pytest.approx(direct.set_index("term").loc["s=+10", "coef"])
     assert got.loc["s=+10", "se"] == pytest.approx(direct.set_index("term").loc["s=+10", "se"])
     assert got.loc["s=+10", "coef"] > 0 and got.loc["s=+10", "p"] < 0.01  # planted: +1.5 verifications
+    # one correction family: the 2 strength terms x 3 outcomes; the log-length control rows are not tested
+    tested = reg[reg["term"].str.startswith("s=")]
+    ranked = tested["p"].sort_values()
+    holm = np.maximum.accumulate(np.minimum(1, ranked.to_numpy() * np.arange(6, 0, -1)))  # Holm by hand
+    assert tested.loc[ranked.index, "p_holm"].to_numpy() == pytest.approx(holm)
+    assert (tested["family_size"] == 6).all() and reg.loc[reg["term"] == "log_trace_len", "p_holm"].isna().all()
+    assert summary["significance"]["regression"]["n_tests"] == 6
+    assert summary["significance"]["regression"]["holm"] == int((tested["p_holm"] < 0.05).sum())
+    steer = pd.read_csv(out / "steerability.csv")
+    assert set(steer["outcome"]) == {"correct", "verification", "backtracking"}
+    assert set(steer["contrast"]) == {"s=-10 vs s=+0", "s=+10 vs s=+0", "slope"}
+    assert (steer["n_with"] + steer["n_against"] + steer["n_ties"] == steer["n_problems"]).all()
 
     med = pd.read_csv(out / "mediation.csv")
     assert set(med["scale"]) == {"raw", "std_all", "std_nox"}
@@ -108,6 +120,8 @@ def test_end_to_end(tmp_path: Path) -> None:
     assert acc["accuracy"].tolist() == pytest.approx(df.groupby("strength")["correct"].mean().tolist())
     ctrl_tab = pd.read_csv(out / "controls_regression.csv")
     assert ctrl_tab["term"].tolist() == ["conversational", "log_trace_len"]
+    assert ctrl_tab["p_holm"].iloc[0] == pytest.approx(ctrl_tab["p"].iloc[0]) and ctrl_tab["p_holm"].isna().iloc[1]
+    assert {"p_holm", "q_bh"} <= set(med.columns) and (med.groupby("scale")["family_size"].max() == len(med) / 3).all()
 
 
 def test_explicit_columns_and_no_mediation(tmp_path: Path) -> None:
@@ -129,7 +143,7 @@ def test_explicit_columns_and_no_mediation(tmp_path: Path) -> None:
     )
     assert args.run(args) == 0
     files = json.loads((tmp_path / "o" / "summary.json").read_text())["files"]
-    assert set(files) == {"accuracy", "regression"}
+    assert set(files) == {"accuracy", "regression", "steerability"}
     reg = pd.read_csv(tmp_path / "o" / "regression.csv")
     assert set(reg["outcome"]) == {"correct", "backtracking"} and "log_trace_len" not in set(reg["term"])
 

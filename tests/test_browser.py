@@ -12,6 +12,7 @@ from chromium import dump_dom, find_chromium
 
 from interp_sot.browser import write_browser
 from interp_sot.io import append_jsonl
+from interp_sot.screening.pick import pick_order
 from interp_sot.screening.score_store import ScoreStore
 from interp_sot.screening.screen import save_table
 
@@ -58,13 +59,37 @@ def test_table_lists_sorts_and_filters_features(run_dir, site):
     assert 'data-ready="1"' in dom
     fired = [f for f in range(stats.d_sae) if int(stats.fire_count[f]) > 0]
     ranked = table.dropna(subset=["rank"]).sort_values("rank")["feature"].tolist()
-    assert _rows(dom)[: len(ranked)] == ranked and sorted(_rows(dom)) == fired  # default: by rank, fired only
+    by_pick = [f for f in pick_order(table)["feature"].tolist() if f in fired]
+    assert _rows(dom) == by_pick  # default: the pick's order (the pick first), fired only
     assert f"{len(fired)} of {stats.d_sae} features" in dom
     assert '<a href="feature.html#5">5</a>' in dom
     by_max = sorted(fired, key=lambda f: (-float(stats.max_act[f]), f))
     assert _rows(dump_dom(site, "#sort=max_act&dir=desc")) == by_max
     assert _rows(dump_dom(site, "#q=commas")) == [3]  # label search
     assert sorted(_rows(dump_dom(site, "#pass=1&fired=0"))) == sorted(ranked)
+
+
+def test_default_order_is_the_picks_order_from_the_same_function(run_dir, monkeypatch):
+    import interp_sot.screening.pick as pick_module
+    from interp_sot.browser import BrowserOptions
+    from interp_sot.browser.data import feature_table, load_sources
+    from interp_sot.stages.pick import PickConfig
+
+    root, stats, tok = run_dir
+    src = load_sources(root / "stats", screen=root / "screen", tokenizer=tok)
+    cells = feature_table(src)
+    order = sorted(range(stats.d_sae), key=lambda f: cells["pick_order"][f])
+    expected = pick_order(src.screen)["feature"].tolist()
+    assert order == expected and len(set(cells["pick_order"])) == stats.d_sae
+    candidates = pick_module.ranked_candidates(src.screen, min_contexts=1)
+    loose = feature_table(src, BrowserOptions(pick=PickConfig(min_contexts=1)))
+    first = sorted(range(stats.d_sae), key=lambda f: loose["pick_order"][f])[: len(candidates)]
+    assert first == candidates["feature"].tolist()
+    assert first[0] == pick_module.pick_feature(src.screen, min_contexts=1).feature
+    assert cells["ratio_lo"] == [None if v != v else float(f"{v:.6g}") for v in src.screen["ratio_lo"]]
+    # the browser calls the pick's ordering function, not a copy of it: a changed order shows in the browser
+    monkeypatch.setattr(pick_module, "pick_order", lambda table, *a, **k: table.iloc[::-1])
+    assert feature_table(src)["pick_order"] == list(range(stats.d_sae, 0, -1))
 
 
 @needs_chromium
@@ -137,8 +162,8 @@ def test_out_that_is_a_file_is_refused(run_dir, tmp_path, capsys):
     root, _, _ = run_dir
     target = tmp_path / "site.html"
     target.write_text("mine")
-    with pytest.raises(SystemExit, match=r"--out .* is a file"):
-        main(["browse", "--stats", str(root / "stats"), "--out", str(target)])
+    assert main(["browse", "--stats", str(root / "stats"), "--out", str(target)]) == 2
+    assert re.search(r"--out .* is a file", capsys.readouterr().err)
     with pytest.raises(NotADirectoryError):
         write_browser(root / "stats", out=target)
     assert target.read_text() == "mine"

@@ -88,7 +88,7 @@ def test_bad_config_and_input(tiny_llama: torch.nn.Module) -> None:
     with pytest.raises(ValueError, match="min_units"):
         CoherenceConfig(ngram=5, min_units=3)
     with pytest.raises(ValueError, match="exceed the model's context"):
-        completion_logprobs(tiny_llama, [[1] * 250], [[5] * 10])
+        completion_logprobs(tiny_llama, [[1] * 1020], [[5] * 10])
     with pytest.raises(ValueError, match="2 prompts for 1"):
         completion_logprobs(tiny_llama, [[1], [1]], [[5]])
     with pytest.raises(ValueError, match="at least one token"):

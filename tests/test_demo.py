@@ -29,7 +29,9 @@ def test_sweep_strengths_stay_inside_the_coherent_range():
     from interp_sot.experiments.dose import DoseResult
 
     dose = DoseResult(1, "resid", 0.25, 170.0, 170.0, -0.8, 0.2, -0.1, 0.2, 0.1, 8, [])
-    assert sweep_strengths(DemoConfig(), dose) == pytest.approx([-0.1, 0.0, 0.2 / 3, 0.4 / 3, 0.2], rel=1e-5)
+    assert sweep_strengths(DemoConfig(n_strengths=5), dose) == pytest.approx([-0.1, 0.0, 0.2 / 3, 0.4 / 3, 0.2],
+                                                                             rel=1e-5)
+    assert sweep_strengths(DemoConfig(), dose) == [-0.1, 0.0, 0.2]  # the default: one at each edge
     assert sweep_strengths(DemoConfig(strengths=(0.0, 0.2, -0.1)), dose) == [-0.1, 0.0, 0.2]
     with pytest.raises(ValueError, match=r"outside the coherent range \[-0.1, 0.2\]"):
         sweep_strengths(DemoConfig(strengths=(-10.0, 0.0, 10.0)), dose)
@@ -66,13 +68,14 @@ def _small_corpus(path, n_per_label: int = 10):
 
 @pytest.fixture(scope="module")
 def small_demo(smollm2, tmp_path_factory):
-    """One small demo run (SmolLM2, 20 corpus documents, 2 problems, 6 new tokens), shared by the tests below."""
+    """One small demo run (SmolLM2, 20 corpus documents, 2 held-out + 3 evaluation problems, 6 new tokens), shared
+    by the tests below."""
     from interp_sot.demo import run_demo
 
     tmp_path = tmp_path_factory.mktemp("demo")
     # a huge tolerance makes the whole candidate range coherent, so the sweep's strengths are known: -0.2, 0, 0.2
     cfg = DemoConfig(corpus=str(_small_corpus(tmp_path / "c.jsonl")), n_strengths=3, dose_ratios=(-0.2, 0.0, 0.2),
-                     dose_prompts=2, dose_tokens=4, tolerance=100.0, n_problems=2, n_controls=1, control_problems=1,
+                     dose_prompts=2, dose_tokens=4, tolerance=100.0, n_problems=3, n_controls=1, control_problems=1,
                      max_new_tokens=6, min_contexts=2, batch_size=8, n_boot=50)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("interp_sot.models.load_model", lambda *a, **k: smollm2)
@@ -83,9 +86,10 @@ def small_demo(smollm2, tmp_path_factory):
 @pytest.mark.integration
 def test_demo_end_to_end_small(smollm2, small_demo, monkeypatch):
     from interp_sot.demo import run_demo
+    from interp_sot.experiments.sweep import SweepConfig
     from interp_sot.stages.dose import read_dose
     from interp_sot.steering import load_direction, median_residual_norm
-    from interp_sot.tasks.countdown import generate_problems
+    from interp_sot.tasks.countdown.presets import get_preset, held_out_split
     from interp_sot.tasks.countdown.prompts import build_prompt
 
     monkeypatch.setattr("interp_sot.models.load_model", lambda *a, **k: smollm2)
@@ -96,14 +100,23 @@ def test_demo_end_to_end_small(smollm2, small_demo, monkeypatch):
     row = table[table["feature"] == result.pick.feature].iloc[0]
     assert row["passes_filter"] and row["n_contexts"] >= 2
     steer = [json.loads(x) for x in (out / "steer" / "sweep.jsonl").read_text().splitlines()]
+    held, evaluation = held_out_split(get_preset("arith2"), 2, 3, seed=0)
     assert sorted((r["strength"], r["problem_id"]) for r in steer) == sorted(
-        (s, p.problem_id) for s in (-0.2, 0.0, 0.2) for p in generate_problems(2, seed=0))
+        (s, p.problem_id) for s in (-0.2, 0.0, 0.2) for p in evaluation)
+    assert all("Answer:" in r["prompt"] and r["settings"]["answer_rule"] == "answer_line" for r in steer)
+    assert {"valid_expression", "abs_error"} <= set(steer[0])
 
-    # resid units: one unit of s adds the median residual norm on the dose prompts, along the decoder row
+    # resid units: one unit of s adds the median residual norm on the (held-out) dose prompts, along the decoder row
     model, tok = smollm2
-    prompts = [build_prompt(p, "chat", tok) for p in generate_problems(2, seed=0)]
+    spec = SweepConfig.for_task("arith2", layer=15).prompt_spec
+    prompts = [build_prompt(p, spec, tok) for p in held]
     dose = read_dose(out / "dose")
     assert (dose.negative, dose.positive) == (-0.2, 0.2)
+    assert [p["problem_id"] for p in dose.problems] == [p.problem_id for p in held]
+    # the prompting arm: every evaluation problem, unsteered, through the shipped instruction
+    arm = [json.loads(x) for x in (out / "prompted" / "sweep.jsonl").read_text().splitlines()]
+    assert sorted(r["problem_id"] for r in arm) == sorted(p.problem_id for p in evaluation)
+    assert all(r["strength"] == 0.0 and "several distinct voices" in r["prompt"] for r in arm)
     assert dose.residual_norm == pytest.approx(median_residual_norm(model, tok, prompts, 15), rel=1e-4)
     direction = load_direction(out / "steer" / "direction.safetensors")
     assert direction.norm().item() == pytest.approx(dose.residual_norm, rel=1e-4)
@@ -123,12 +136,16 @@ def test_demo_end_to_end_small(smollm2, small_demo, monkeypatch):
 
     text = result.report.read_text()
     assert f"Picked feature {result.pick.feature}" in text and "Caveats" in text
-    assert "Coherent range" in text and "contrasts are significant at" in text and "mde" in text
+    assert "Coherent range" in text and "mde" in text and "Unsteered accuracy (s = 0)" in text
+    assert "held-out problems" in text and "Prompting arm" in text and "Causal chain" in text
     assert result.figure is not None and result.figure.stat().st_size > 10_000
-    assert set(result.timings) == {"load", "stats", "screen", "dose", "steer", "controls", "measure", "analysis",
-                                   "browser", "report"}
-    for name in ("accuracy_by_strength", "coherence_by_strength", "conditions"):
+    assert set(result.timings) == {"load", "stats", "screen", "dose", "steer", "prompted", "controls", "measure",
+                                   "analysis", "browser", "report"}
+    for name in ("accuracy_by_strength", "coherence_by_strength", "conditions", "prompting"):
         assert (out / "analysis" / f"{name}.csv").exists()
+    conditions = pd.read_csv(out / "analysis" / "conditions.csv")
+    assert "prompted" in set(conditions["condition"])
+    assert (out / "steer" / "report" / "summary.md").read_text().count("oherence") >= 1  # measured, then reported
 
     # a rerun resumes: no trace is generated again
     before = (out / "steer" / "sweep.jsonl").read_text()

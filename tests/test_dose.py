@@ -75,7 +75,7 @@ def test_find_dose_on_a_tiny_model(tiny_llama: torch.nn.Module, tmp_path) -> Non
     scale = strength_scale(w, 2, "resid", residual_norm=3.0)
     cfg = DoseConfig(layer=1, ratios=(-8.0, -2.0, 0.0, 2.0, 8.0), max_new_tokens=6, do_sample=False,
                      batch_size=4, add_special_tokens=True)
-    prompts = ["3 + 4 =", "Hi there", "x" * 300]  # the last one exceeds the 256-token context and is dropped
+    prompts = ["3 + 4 =", "Hi there", "x" * 1100]  # the last one exceeds the 1024-token context and is dropped
     res = find_dose(tiny_llama, tok, prompts, scale, cfg, out_dir=tmp_path, progress=False)
     assert res.n_prompts == 2 and [r["strength"] for r in res.table] == [-8.0, -2.0, 0.0, 2.0, 8.0]
     assert [r["ratio"] for r in res.table] == pytest.approx([-8.0, -2.0, 0.0, 2.0, 8.0])
@@ -103,4 +103,4 @@ def test_find_dose_on_a_tiny_model(tiny_llama: torch.nn.Module, tmp_path) -> Non
 def test_all_prompts_too_long(tiny_llama: torch.nn.Module) -> None:
     scale = strength_scale(torch.eye(tiny_llama.config.hidden_size), 0, "unit", residual_norm=1.0)
     with pytest.raises(ValueError, match="exceed the model's context"):
-        find_dose(tiny_llama, char_tokenizer(), ["y" * 300], scale, DoseConfig(layer=1), progress=False)
+        find_dose(tiny_llama, char_tokenizer(), ["y" * 1100], scale, DoseConfig(layer=1), progress=False)

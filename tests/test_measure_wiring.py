@@ -145,7 +145,8 @@ def test_dose_cli_bad_input_is_one_clear_error(model_dir, sae, tmp_path, capsys,
 
 def test_steer_with_auto_strengths_in_resid_units(model_dir, sae, tmp_path, capsys) -> None:
     decoder = _decoder(tmp_path, sae)
-    assert main(_dose_argv(model_dir, decoder, tmp_path / "dose")) == 0
+    # the dose is tuned on problems held out from the sweep's (another seed); the sweep's own are refused below
+    assert main([*_dose_argv(model_dir, decoder, tmp_path / "dose"), "--problem-seed", "1"]) == 0
     assert "coherent strengths" in capsys.readouterr().out
     dose = read_dose(tmp_path / "dose")
     argv = ["steer", "--model", str(model_dir), "--decoder", str(decoder), "--features", "5", "--layer", str(LAYER),
@@ -158,6 +159,9 @@ def test_steer_with_auto_strengths_in_resid_units(model_dir, sae, tmp_path, caps
     assert 0.0 in got and len(got) == 3 and set(got) - {0.0} <= set(want)
     units = json.loads((tmp_path / "run" / "strength_units.json").read_text())
     assert units["units"] == "resid" == dose.units  # auto strengths take the dose run's units
+    tuned_on = [*argv[:-1], str(tmp_path / "run2"), "--problem-seed", "1"]  # the dose's own problems
+    assert main(tuned_on) == 2
+    assert "'gen-1-0' is also one of the dose problems" in capsys.readouterr().err
     assert units["residual_norm"] > 0
     for r in units["rows"]:
         assert r["ratio_to_residual"] == pytest.approx(abs(r["strength"]), rel=1e-5)
@@ -331,3 +335,20 @@ def test_condition_table_lines_up_controls_whose_norms_differ_in_float32_roundin
     assert tab["matched"].all() and len(at) == 3  # one row per condition, not one per rounding of the norm
     assert at.loc["non_conversational", "n"] == 2 and at.loc["non_conversational", "we"] == 5.0
     assert at.loc["picked", "accuracy"] == 0.5 and at.loc["conversational", "we"] == 2.0
+
+
+def test_steer_spec_reruns_a_run_from_its_steering_json(model_dir, sae, tmp_path, capsys) -> None:
+    """`interp-sot steer --spec <run>/steering.json` steers the same vector at the same layer and strengths."""
+    decoder = _decoder(tmp_path, sae)
+    base = ["steer", "--model", str(model_dir), "--n-problems", "2", "--max-new-tokens", "3", "--greedy",
+            "--no-report", "--batch-size", "8"]
+    assert main([*base, "--decoder", str(decoder), "--features", "5", "--layer", str(LAYER), "--units", "resid",
+                 "--strengths=-0.5,0,0.5", "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--spec", str(tmp_path / "a" / "steering.json"), "--out", str(tmp_path / "b")]) == 0
+    a, b = read_jsonl(tmp_path / "a" / "sweep.jsonl"), read_jsonl(tmp_path / "b" / "sweep.jsonl")
+    assert [(r["feature"], r["strength"], r["completion"]) for r in a] == [
+        (r["feature"], r["strength"], r["completion"]) for r in b]
+    assert {r["direction_sha"] for r in a} == {r["direction_sha"] for r in b}
+    assert main([*base, "--spec", str(tmp_path / "a" / "steering.json"), "--layer", "0",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "contradicts the spec's layer" in capsys.readouterr().err

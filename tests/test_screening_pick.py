@@ -1,11 +1,12 @@
-"""pick_feature: the best passing feature with enough contexts, with ties broken as documented."""
+"""pick_feature: the best passing feature with enough contexts by the lower bound of its ratio's Wilson interval,
+with ties broken as documented; pick_order: the one order of every feature."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from interp_sot.screening.pick import pick_feature
+from interp_sot.screening.pick import pick_feature, pick_order, ranked_candidates
 
 
 def _table(rows):
@@ -15,19 +16,33 @@ def _table(rows):
     return t
 
 
-def test_pick_prefers_ratio_then_onset_then_evidence():
+def test_pick_prefers_the_ratios_lower_bound_then_onset_then_evidence():
+    # lower bounds of the 95% Wilson interval: 5/5 0.566, 45/50 0.786, 19/20 0.764, 27/30 0.744
     t = _table([
-        (0, 1.0, 0.9, 5, 9.0, True),     # too few contexts
+        (0, 1.0, 0.9, 5, 9.0, True),     # too few contexts, and the weakest evidence anyway
         (1, 0.9, 0.8, 50, 3.0, True),
         (2, 0.9, 0.8, 50, 4.0, True),    # same ratio/onset/contexts, larger max act
-        (3, 0.95, 0.6, 30, 1.0, True),   # best ratio with enough contexts
+        (3, 0.95, 0.6, 20, 1.0, True),   # best ratio with enough contexts, but a lower bound of 0.764
         (4, 1.0, 1.0, 50, 9.0, False),   # fails the filter
+        (5, 0.9, 0.9, 30, 1.0, True),
     ])
     p = pick_feature(t, min_contexts=20)
-    assert (p.feature, p.n_candidates) == (3, 3)
-    assert p.conversation_ratio == 0.95 and p.position_share == 0.6
-    assert pick_feature(t[t.feature != 3], min_contexts=20).feature == 2
-    assert pick_feature(t, min_contexts=1).feature == 0
+    assert (p.feature, p.n_candidates) == (2, 4)
+    assert p.conversation_ratio == 0.9 and p.position_share == 0.8
+    assert (p.ratio_lo, p.ratio_hi) == pytest.approx((0.7864, 0.9565), abs=1e-4)
+    assert ranked_candidates(t, min_contexts=20)["feature"].tolist() == [2, 1, 3, 5]
+    assert pick_feature(t[t.feature != 2], min_contexts=20).feature == 1
+    assert pick_feature(t, min_contexts=1).feature == 2  # 1.0 of 5 contexts no longer wins on its point estimate
+    assert pick_feature(t[t.feature.isin([0, 3])], min_contexts=1).feature == 3
+
+
+def test_pick_order_lists_every_feature_candidates_first():
+    t = _table([(0, 1.0, 0.9, 5, 9.0, True), (1, 0.6, 0.8, 50, 3.0, True), (2, 1.0, 1.0, 50, 9.0, False),
+                (3, 0.9, 0.9, 40, 1.0, True), (4, float("nan"), 0.9, 0, 1.0, False)])
+    order = pick_order(t, min_contexts=20)["feature"].tolist()
+    # candidates by lower bound (3: 36/40, 1: 30/50), then passing with too few contexts (0), then the rest (2, 4)
+    assert order == [3, 1, 0, 2, 4]
+    assert order[0] == pick_feature(t, min_contexts=20).feature
 
 
 def test_pick_explains_an_empty_pool():
@@ -39,10 +54,10 @@ def test_pick_explains_an_empty_pool():
 
 
 def test_pick_prefers_more_sources_among_equal_ratios():
-    t = _table([(0, 1.0, 1.0, 50, 9.0, True), (1, 1.0, 0.7, 40, 2.0, True), (2, 0.9, 1.0, 50, 9.0, True)])
+    t = _table([(0, 1.0, 1.0, 50, 9.0, True), (1, 1.0, 0.7, 50, 2.0, True), (2, 0.9, 1.0, 50, 9.0, True)])
     t["n_sources"] = [1, 2, 3]
     p = pick_feature(t, min_contexts=20)
-    assert (p.feature, p.n_sources) == (1, 2)  # ratio first, then sources beat onset share and max activation
+    assert (p.feature, p.n_sources) == (1, 2)  # ratio bound first, then sources beat onset share and max activation
 
 
 def test_source_counts_equal_brute_force(tiny_llama):

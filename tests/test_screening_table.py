@@ -16,6 +16,13 @@ from interp_sot.screening.screen import FilterConfig, apply_filter, feature_tabl
 K = 6
 
 
+def wilson_by_hand(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The textbook Wilson score interval (the reference for the ratio's interval)."""
+    p, denom = k / n, 1 + z * z / n
+    centre, half = (p + z * z / (2 * n)) / denom, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 @pytest.fixture(scope="module")
 def data():
     acts, onset, conv = random_corpus(seed=5, n_seq=14, seq_len=9, d=20)
@@ -46,6 +53,8 @@ def test_columns_match_brute_force(data) -> None:
         assert row["topk_onset_share"] == pytest.approx(np.mean([onset[s, p] < 4 for _, s, p in top]))
         assert row["conversation_ratio"] == pytest.approx(np.mean([conv[s] for _, s, _ in top]))
         assert row["n_contexts"] == len(top)
+        hits = sum(conv[s] for _, s, _ in top)
+        assert (row["ratio_lo"], row["ratio_hi"]) == pytest.approx(wilson_by_hand(int(hits), len(top)))
     # percentile: share of defined ratios <= this one (ties averaged), in percent
     r = table["conversation_ratio"].dropna()
     f0 = r.index[0]
@@ -63,6 +72,7 @@ def hand_table() -> pd.DataFrame:
         "topk_onset_share": [0.6, 0.6, 0.6, 0.4, 0.6, 0.6],
         "max_act": [1.0, 1.0, 1.0, 2.0, 1.0, 3.0],
         "fire_count": [5, 5, 5, 5, 0, 5],
+        "n_contexts": [10, 10, 10, 10, 0, 10],
     }, index=pd.Index(range(6), name="feature_id"))
 
 
@@ -70,7 +80,8 @@ def test_filter_is_strict_and_ranked() -> None:
     out = apply_filter(hand_table())
     # 1 fails (ratio 0.5 is not > 0.5); 4 has no ratio
     assert out["passes_filter"].tolist() == [True, False, True, True, False, True]
-    # ratio desc, then onset desc, then max_act desc: 0 (0.9), then 3 and 5 tie on (0.8, 0.7) -> 5 (max 3.0), 3; then 2
+    # equal n_contexts: the ratio's lower bound orders as the ratio. 0 (0.9), then 3 and 5 tie on (0.8, onset 0.7)
+    # -> 5 (max 3.0), 3; then 2 (onset 0.51)
     assert out.loc[[0, 5, 3, 2], "rank"].tolist() == [1, 2, 3, 4]
     assert out["rank"].isna().tolist() == [False, True, False, False, True, False]
     by_first = apply_filter(hand_table(), FilterConfig(position_criterion="first_n"))
@@ -83,6 +94,22 @@ def test_filter_is_strict_and_ranked() -> None:
         FilterConfig(position_criterion="first4")
     with pytest.raises(ValueError, match="ratio_threshold"):
         FilterConfig(ratio_threshold=50)
+
+
+def test_rank_uses_the_lower_bound_of_the_ratio_interval() -> None:
+    table = hand_table().assign(conversation_ratio=[1.0, 0.5, 0.9, 0.8, np.nan, 1.0],
+                                n_contexts=[2, 10, 50, 50, 0, 8])
+    out = apply_filter(table)
+    # lower bounds by hand: 1.0 of 2 -> 0.34, 0.9 of 50 -> 0.79, 0.8 of 50 -> 0.67, 1.0 of 8 -> 0.68
+    for f, (k, n) in {0: (2, 2), 2: (45, 50), 3: (40, 50), 5: (8, 8)}.items():
+        assert (out.loc[f, "ratio_lo"], out.loc[f, "ratio_hi"]) == pytest.approx(wilson_by_hand(k, n))
+    assert out.loc[[2, 5, 3, 0], "rank"].tolist() == [1, 2, 3, 4]  # the point estimate put 0 and 5 first
+    assert math.isnan(out.loc[4, "ratio_lo"])
+    legacy = apply_filter(table)  # a table saved before the interval existed gets it computed
+    assert legacy["rank"].tolist() == apply_filter(table.assign(ratio_lo=out["ratio_lo"],
+                                                                ratio_hi=out["ratio_hi"]))["rank"].tolist()
+    with pytest.raises(ValueError, match="no 'n_contexts' column"):
+        apply_filter(table.drop(columns="n_contexts"))
 
 
 def test_save_and_load_round_trip(data, tmp_path) -> None:

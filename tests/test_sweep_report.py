@@ -136,6 +136,11 @@ def test_control_comparison_matches_within_estimator() -> None:
     assert row["coef"] == pytest.approx(expected)
     with_len = control_comparison(df)
     assert with_len.regression is not None and set(with_len.regression["term"]) == {"conversational", "log_tokens"}
+    # one tested contrast: Holm and BH equal p on it; the length control is not tested
+    corrected = with_len.regression.set_index("term")
+    assert corrected.loc["conversational", "p_holm"] == corrected.loc["conversational", "q_bh"] == pytest.approx(
+        corrected.loc["conversational", "p"])
+    assert corrected.loc["conversational", "family_size"] == 1 and pd.isna(corrected.loc["log_tokens", "p_holm"])
     with pytest.raises(ValueError, match="no control groups"):
         control_comparison(records_frame(_records(3)))
 
@@ -167,6 +172,9 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert list(acc["n"]) == [12, 12]
     ctrl_files = write_report(_control_records(10), tmp_path / "ctrl", n_boot=50)
     assert "controls.csv" in ctrl_files.tables and "## Controls" in ctrl_files.summary.read_text()
+    ctrl_text = ctrl_files.summary.read_text()
+    assert "| p (Holm) | q (BH) |" in ctrl_text and "after Holm's correction" in ctrl_text
+    assert "of 1 contrasts are significant" in ctrl_text
     with pytest.raises(ValueError, match="no sweep records"):
         write_report([], tmp_path / "x")
 

@@ -19,6 +19,10 @@ import pandas as pd
 from interp_sot.analysis.intervals import wilson_interval
 
 PICKED = "picked"
+PROMPTED = "prompted"
+"""The prompting arm: the unsteered model asked, by an instruction in its prompt, to reason as a conversation of
+several voices. AxBench's headline is that prompting beats SAE steering, so every steering result is shown next
+to it."""
 
 
 def added_norms(frame: pd.DataFrame, units: Mapping[str, Any] | None) -> pd.Series:
@@ -43,18 +47,22 @@ def _summary(g: pd.DataFrame, outcomes: Sequence[str]) -> dict[str, Any]:
 
 def condition_table(
     picked: pd.DataFrame,
-    controls: pd.DataFrame,
+    controls: pd.DataFrame | None,
     *,
     picked_units: Mapping[str, Any] | None,
     control_units: Mapping[str, Any] | None,
     outcomes: Sequence[str] = (),
     tol: float = 1e-4,
+    prompted: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (condition, signed added norm): traces, accuracy with a Wilson interval, mean of each outcome.
 
-    ``picked``: the picked feature's sweep table; ``controls``: the control runs' table (``group`` column).
+    ``picked``: the picked feature's sweep table; ``controls``: the control runs' table (``group`` column), if any;
+    ``prompted``: the prompting arm's table (unsteered, added norm 0), shown as condition ``prompted``.
     """
     p = picked.assign(condition=PICKED, added_norm=added_norms(picked, picked_units))
+    if controls is None:
+        controls = picked.iloc[:0].assign(group=pd.Series(dtype=object))
     c = controls.assign(condition=controls["group"], added_norm=added_norms(controls, control_units))
     p_norms = sorted(set(p["added_norm"].dropna().round(6)))
     c_norms = set(c["added_norm"].dropna())
@@ -78,6 +86,41 @@ def condition_table(
         else:
             rows.append({"condition": group, "added_norm": float(gg["added_norm"].median()), "strength": math.nan,
                          **_summary(gg, outcomes)})
+    if prompted is not None and len(prompted):
+        rows.append({"condition": PROMPTED, "added_norm": 0.0, "strength": 0.0, **_summary(prompted, outcomes)})
     out = pd.DataFrame(rows)
     out["matched"] = matched
     return out.sort_values(["added_norm", "condition"], kind="stable").reset_index(drop=True)
+
+
+def prompting_contrast(
+    baseline: pd.DataFrame,
+    prompted: pd.DataFrame,
+    outcome: str,
+    *,
+    problem: str = "problem_id",
+    length_control: bool = True,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Prompted vs unsteered on the same problems: outcome ~ prompted (0/1) [+ log trace length] | problem FE,
+    SEs clustered by problem (the form of every other contrast here). ``baseline``: the sweep's s = 0 rows.
+
+    Only problems present in both arms enter, so the contrast is within problem."""
+    from interp_sot.analysis.regression import fe_ols
+
+    shared = set(baseline[problem]) & set(prompted[problem])
+    if not shared:
+        raise ValueError("the prompted run and the sweep's s = 0 rows share no problem: nothing to compare")
+    data = pd.concat([baseline.assign(prompted=0.0), prompted.assign(prompted=1.0)], ignore_index=True)
+    data = data[data[problem].isin(shared)].copy()
+    data[outcome] = pd.to_numeric(data[outcome].astype(float), errors="coerce")
+    controls: list[str] = []
+    if length_control:
+        trace_len = pd.to_numeric(data["trace_len"], errors="coerce").astype(float)
+        if (trace_len <= 0).any():
+            raise ValueError(f"trace_len must be > 0 to take its log ({int((trace_len <= 0).sum())} row(s) are not)")
+        data["log_trace_len"] = np.log(trace_len)
+        controls.append("log_trace_len")
+    tab = fe_ols(data, outcome, "prompted", problem, problem, controls=controls, missing="drop", alpha=alpha)
+    tab.insert(0, "outcome", outcome)
+    return tab

@@ -12,23 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes in ``n`` trials; (nan, nan) when ``n == 0``."""
+    """Wilson score interval for ``k`` successes in ``n`` trials; (nan, nan) when ``n == 0``.
+
+    statsmodels' ``proportion_confint(method="wilson")`` (the screening ratio's interval is the same call)."""
+    from statsmodels.stats.proportion import proportion_confint
+
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if k < 0 or n < 0 or k > n:
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return (math.nan, math.nan)
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo, hi = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
+    return (max(0.0, float(lo)), min(1.0, float(hi)))
 
 
 @dataclass(frozen=True)

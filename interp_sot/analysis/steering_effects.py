@@ -41,8 +41,18 @@ class SweepColumns:
         return self.cluster or self.problem
 
 
+STRENGTH_TERM_PREFIX = "s="
+"""Regression terms named ``s=+10`` are strength indicators (``strength_label``); others are controls."""
+
+
 def strength_label(s: float) -> str:
-    return f"s={s:+g}"
+    return f"{STRENGTH_TERM_PREFIX}{s:+g}"
+
+
+def is_strength_term(term: object) -> bool:
+    """Whether a regression ``term`` is a strength indicator (a tested contrast), not a control such as the log
+    trace length."""
+    return isinstance(term, str) and term.startswith(STRENGTH_TERM_PREFIX)
 
 
 def _check(df: pd.DataFrame, cols: SweepColumns, extra: Sequence[str] = ()) -> None:

@@ -19,8 +19,11 @@ if TYPE_CHECKING:  # pandas is imported where used, so that the CLI's --help sta
 
 COGNITIVE_BEHAVIOURS = ("verification", "backtracking", "subgoal_setting", "backward_chaining")
 """The cognitive behaviours (Gandhi et al. 2025) that mediate the steering effect in the paper."""
-OUTCOME_PREFIXES = ("markers.", "judge.")
-"""Columns of a sweep traces table that are behaviour outcomes."""
+TASK_PREFIX = "task."
+"""Graded task outcomes of every trace (``task.answer_found``, ``task.valid_expression``, ``task.abs_error``):
+partial progress that stays visible where accuracy is rare."""
+OUTCOME_PREFIXES = (TASK_PREFIX, "markers.", "judge.")
+"""Columns of a sweep traces table that are outcomes besides ``correct``."""
 SWEEP_MARKERS = ("key", "n_new_tokens", "completion")
 """Columns that identify a table as a sweep traces table."""
 TRACE_FILES = ("traces.parquet", "traces.csv", "sweep.jsonl", "controls.jsonl")

@@ -20,11 +20,13 @@ from typing import Any, cast
 import pandas as pd
 
 from interp_sot.analysis.intervals import cluster_bootstrap, wilson_interval
+from interp_sot.analysis.multiple_testing import add_corrections
 from interp_sot.analysis.steering_effects import controls_regression
 from interp_sot.analysis.sweep_table import (
     BEHAVIOURS_FILE,
     PERSPECTIVES_FILE,
     RECORD_FILES,
+    TASK_PREFIX,
     SweepTable,
     read_table,
     resolve_run_path,
@@ -39,6 +41,9 @@ from interp_sot.screening.groups import CONTROL_GROUPS
 logger = logging.getLogger(__name__)
 
 MARKER_PREFIX = "markers."
+CONVERSATIONAL_TOTAL = "conversational"
+"""``markers.conversational``: every marker per 1,000 words together; one pre-registrable summary (the demo's
+mediator) instead of choosing a single marker after seeing which one moved."""
 JUDGE_PREFIX = "judge."
 
 
@@ -54,17 +59,33 @@ def records_frame(records: Sequence[SweepRecord | Mapping[str, Any]]) -> pd.Data
         raise ValueError(f"sweep records lack columns {sorted(missing)}")
     df["feature"] = df["feature"].astype(str)
     df["correct"] = df["correct"].astype(bool)
-    return df
+    return add_graded_outcomes(df)
+
+
+def add_graded_outcomes(df: pd.DataFrame) -> pd.DataFrame:
+    """``task.answer_found`` (0/1), ``task.valid_expression`` (0/1) and ``task.abs_error`` (|value - target| of a
+    valid answer, NaN otherwise) from the records' scoring fields; a column whose field the records lack (records
+    from before the graded outcomes existed) is left out rather than filled with NaN."""
+    out = df.copy()
+    if "answer" in out:
+        out[TASK_PREFIX + "answer_found"] = out["answer"].notna().astype(float)
+    if "valid_expression" in out:
+        out[TASK_PREFIX + "valid_expression"] = pd.to_numeric(out["valid_expression"], errors="coerce").astype(float)
+    if "abs_error" in out:
+        out[TASK_PREFIX + "abs_error"] = pd.to_numeric(out["abs_error"], errors="coerce").astype(float)
+    return out
 
 
 def add_marker_rates(df: pd.DataFrame, coder: MarkerCoder | None = None, per: int = 1000) -> pd.DataFrame:
-    """Add ``markers.<name>`` (occurrences per ``per`` words of the completion) and ``n_words``."""
+    """Add ``markers.<name>`` (occurrences per ``per`` words of the completion), their sum
+    ``markers.conversational`` and ``n_words``."""
     coder = coder or MarkerCoder()
     codings = [coder.code(text) for text in df["completion"]]
     out = df.copy()
     out["n_words"] = [c.n_words for c in codings]
     for name in coder.names:
         out[MARKER_PREFIX + name] = [c.rates(per)[name] for c in codings]
+    out[MARKER_PREFIX + CONVERSATIONAL_TOTAL] = [sum(c.rates(per).values()) for c in codings]
     return out
 
 
@@ -156,7 +177,8 @@ class ControlComparison:
     groups: pd.DataFrame
     """Per group: n rows, features, accuracy with Wilson CI."""
     regression: pd.DataFrame | None
-    """Tidy LPM fit (term, coef, se, t, p, ci_low, ci_high); None when it cannot be fitted (e.g. one group)."""
+    """Tidy LPM fit (term, coef, se, t, p, ci_low, ci_high, and ``p_holm`` / ``q_bh`` / ``family_size`` over the
+    one tested contrast, the ``conversational`` term); None when it cannot be fitted (e.g. one group)."""
 
 
 def control_comparison(df: pd.DataFrame, *, confidence: float = 0.95, length_control: bool = True) -> ControlComparison:
@@ -187,6 +209,7 @@ def control_comparison(df: pd.DataFrame, *, confidence: float = 0.95, length_con
                 to_analysis_schema(part).frame, "correct", length_control=length_control, alpha=1 - confidence,
                 length_term="log_tokens",
             )
+            regression = add_corrections(regression, rows=regression["term"] == "conversational")
         except ValueError as err:
             logger.warning("control regression not fitted: %s", err)
     return ControlComparison(groups, regression)

@@ -3,8 +3,10 @@
 Two sources of features: :class:`FeatureStats` (with its context store and the tokenizer to decode it), or a
 Neuronpedia v1 export (:mod:`interp_sot.features.neuronpedia`), so a researcher can browse theirs and ours alike.
 Either way a feature's contexts are Neuronpedia activation rows, built by one function
-(:func:`~interp_sot.features.neuronpedia.feature_windows`). On top: the screen table (conversation ratio, filter,
-labels), the judge's per-context scores when the screen was judged, and steering samples from sweep records.
+(:func:`~interp_sot.features.neuronpedia.feature_windows`). On top: the screen table (conversation ratio with the
+lower bound of its Wilson interval, filter, labels), the judge's per-context scores when the screen was judged, and
+steering samples from sweep records. The table opens in the pick's order (``pick_order``: the position of each
+feature in :func:`interp_sot.screening.pick.pick_order`, the function the pick stage takes its first row of).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interp_sot.features.neuronpedia import (
     NeuronpediaExport,
@@ -25,6 +27,9 @@ from interp_sot.features.neuronpedia import (
     token_decoder,
 )
 
+if TYPE_CHECKING:
+    from interp_sot.stages.pick import PickConfig
+
 logger = logging.getLogger(__name__)
 
 TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -34,9 +39,12 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("max_act", "max act", "num"),
     ("mean_act", "mean act", "num"),
     ("conversation_ratio", "conv. ratio", "pct"),
+    ("ratio_lo", "ratio lower bound", "pct"),
+    ("n_contexts", "judged contexts", "int"),
     ("onset_share", "onset share", "pct"),
     ("passes_filter", "filter", "bool"),
     ("rank", "rank", "int"),
+    ("pick_order", "pick order", "int"),
     ("label", "label", "str"),
 )
 """(column, header, display kind) of the feature table, in order; absent inputs leave a column empty."""
@@ -64,6 +72,9 @@ class BrowserOptions:
     each context's judge score."""
     bins: int = 20
     """Bars of the activation histogram."""
+    pick: PickConfig | None = None
+    """The pick's settings (min judged contexts, position column) that the default ``pick_order`` follows; None:
+    the pick stage's defaults. Pass the run's own when it picked with other settings."""
 
     def __post_init__(self) -> None:
         for name in ("contexts", "before", "after", "samples_per_strength", "sample_chars", "bins"):
@@ -200,7 +211,23 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
-def feature_table(src: Sources) -> dict[str, list[Any]]:
+def pick_positions(screen: Any, pick: PickConfig | None = None) -> list[int | None]:
+    """1-based position of each feature (table row order) in the pick's order, from the function the pick uses
+    (:func:`interp_sot.screening.pick.pick_order`); all None when the table lacks the pick's columns."""
+    from interp_sot.screening.pick import pick_order
+    from interp_sot.stages.pick import PickConfig
+
+    pick = pick or PickConfig()
+    try:
+        order = pick_order(screen, pick.min_contexts, pick.position_column)
+    except ValueError as err:
+        logger.info("no pick order in the browser: %s", err)
+        return [None] * len(screen)
+    position = {f: i for i, f in enumerate(order.index, start=1)}
+    return [position[f] for f in screen.index]
+
+
+def feature_table(src: Sources, opts: BrowserOptions | None = None) -> dict[str, list[Any]]:
     """Column name -> one cell per feature (see :data:`TABLE_COLUMNS`)."""
     d = src.d_sae
     cols: dict[str, list[Any]] = {name: [None] * d for name, _, _ in TABLE_COLUMNS}
@@ -216,11 +243,15 @@ def feature_table(src: Sources) -> dict[str, list[Any]]:
         for i, text in src.export.labels().items():  # type: ignore[union-attr]
             cols["label"][i] = text
     if src.screen is not None:
-        for name in ("conversation_ratio", "onset_share", "passes_filter", "rank", "label"):
-            if name in src.screen.columns:
-                values = [_clean(v) for v in src.screen[name].to_numpy()]
+        from interp_sot.screening.screen import with_ratio_interval
+
+        screen = with_ratio_interval(src.screen) if "n_contexts" in src.screen.columns else src.screen
+        for name in ("conversation_ratio", "ratio_lo", "n_contexts", "onset_share", "passes_filter", "rank", "label"):
+            if name in screen.columns:
+                values = [_clean(v) for v in screen[name].to_numpy()]
                 if name != "label" or any(v is not None for v in values):
                     cols[name] = values
+        cols["pick_order"] = pick_positions(screen, (opts or BrowserOptions()).pick)
     return cols
 
 

@@ -65,7 +65,7 @@ def _meta(src: Sources) -> dict[str, Any]:
 def write_site(src: Sources, out: str | Path, opts: BrowserOptions | None = None) -> Path:
     """Write the browser for loaded sources into ``out`` (replaced whole); returns ``out/index.html``."""
     opts = opts or BrowserOptions()
-    table = feature_table(src)
+    table = feature_table(src, opts)
     meta = _meta(src)
     columns = [{"key": k, "label": label, "kind": kind} for k, label, kind in TABLE_COLUMNS]
     title = f"interp_sot features: {meta['source'] or f'{src.d_sae} features'}"

@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from interp_sot.errors import InterpSotError, one_line
+
 # name -> module path; each module defines add_parser(subparsers) and run(args).
 SUBCOMMANDS: dict[str, str] = {
     "demo": "interp_sot.cli.demo",
@@ -26,6 +28,8 @@ SUBCOMMANDS: dict[str, str] = {
     "corpus": "interp_sot.cli.corpus",
     "train-sae": "interp_sot.cli.train_sae",
     "browse": "interp_sot.cli.browse",
+    "eval": "interp_sot.cli.eval",
+    "export-steer": "interp_sot.cli.export_steer",
 }
 
 
@@ -40,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. Expected errors (:data:`EXPECTED_ERRORS`) print one line, ``interp-sot <stage>: error:
+    ...``, and return 2 (``--debug`` re-raises them with their traceback); any other exception is a bug and keeps
+    its traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -48,23 +55,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.run(args) or 0)
-    except SystemExit as err:  # a flag the command rejected: the same one-line form, still a SystemExit
-        if not isinstance(err.code, str) or err.code.startswith("interp-sot "):
-            raise
-        raise SystemExit(f"interp-sot {args.command}: error: {err.code}") from None
     except EXPECTED_ERRORS as err:
         if args.debug:
             raise
         return _error(args.command, str(err))
+    except SystemExit as err:  # a bare SystemExit("message") of a command: the same one line and exit code 2
+        if not isinstance(err.code, str) or args.debug:
+            raise
+        return _error(args.command, err.code)
 
 
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
-"""Bad input, missing files, refused resumes: reported in one line (``--debug`` shows the traceback). Any other
-exception is a bug and keeps its traceback."""
+EXPECTED_ERRORS = (InterpSotError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+"""Bad input, missing files, refused resumes: reported in one line. ``InterpSotError`` is the library's one type
+for them; the OS errors name the path they could not use, which is as much as the user needs. A ``ValueError`` (or
+anything else) from deeper down is a bug and keeps its traceback."""
 
 
 def _error(command: str, message: str) -> int:
-    print(f"interp-sot {command}: error: {message}", file=sys.stderr)
+    prefix = f"interp-sot {command}: error: "
+    print(prefix + one_line(message.removeprefix(prefix)), file=sys.stderr)
     return 2
 
 

@@ -15,6 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from interp_sot.errors import FlagError
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("browse", help="static HTML feature browser; Neuronpedia export/import",
@@ -47,7 +49,7 @@ def _check_out(path: str | None, flag: str) -> Path | None:
         return None
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise SystemExit(f"interp-sot browse: error: {flag} {out} is a file, not a folder")
+        raise FlagError(f"{flag} {out} is a file, not a folder")
     return out
 
 
@@ -55,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
     outs = {flag: _check_out(getattr(args, flag.strip("-").replace("-", "_")), flag)
             for flag in ("--out", "--neuronpedia-out", "--stats-out")}
     if not any(outs.values()):
-        raise SystemExit("interp-sot browse: error: nothing to write: give --out, --neuronpedia-out or --stats-out")
+        raise FlagError("nothing to write: give --out, --neuronpedia-out or --stats-out")
     if args.neuronpedia and outs["--neuronpedia-out"]:
-        raise SystemExit("interp-sot browse: error: --neuronpedia-out needs --stats (the input is already an export)")
+        raise FlagError("--neuronpedia-out needs --stats (the input is already an export)")
     if args.stats and outs["--stats-out"]:
-        raise SystemExit("interp-sot browse: error: --stats-out needs --neuronpedia (it imports an export)")
+        raise FlagError("--stats-out needs --neuronpedia (it imports an export)")
 
     from interp_sot.browser.data import BrowserOptions, load_sources
     from interp_sot.browser.site import write_site

@@ -5,12 +5,18 @@ flags, problem and sampling flags, and turning them into the objects and configs
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from interp_sot.errors import FlagError, InterpSotError, shorten
 from interp_sot.tasks.countdown.answers import ANSWER_RULES
 from interp_sot.tasks.countdown.loader import TINYZERO_SPLITS
+from interp_sot.tasks.countdown.presets import PRESETS
+from interp_sot.tasks.countdown.prompts import PROMPT_STYLES
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 HEADROOM = 0.1
@@ -19,18 +25,31 @@ UNITS = ("unit", "sae", "max_act", "resid")
 """Strength units (``steering.strength_units``; listed here so that ``--help`` never imports torch)."""
 
 
+@contextlib.contextmanager
+def bad_input(what: str) -> Iterator[None]:
+    """Turn a ``ValueError`` raised while a command reads what the user named (a flag's file, a config built from
+    flags) into an :class:`InterpSotError` prefixed by ``what``: there it can only mean bad input. Used around input
+    reading alone, never around the work itself, where a ``ValueError`` is a bug and keeps its traceback."""
+    try:
+        yield
+    except InterpSotError:
+        raise
+    except ValueError as err:
+        raise InterpSotError(f"{what}: {err}" if what else str(err)) from err
+
+
 def parse_floats(text: str, flag: str) -> list[float]:
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError as err:
-        raise SystemExit(f"{flag}: {err}") from err
+        raise FlagError(f"{flag}: {shorten(err)}") from err
     if not values:
-        raise SystemExit(f"{flag}: give at least one value")
+        raise FlagError(f"{flag}: give at least one value")
     bad = [v for v in values if not math.isfinite(v)]
     if bad:
-        raise SystemExit(f"{flag}: values must be finite numbers, got {bad}")
+        raise FlagError(f"{flag}: values must be finite numbers, got {shorten(bad)}")
     if len(set(values)) != len(values):
-        raise SystemExit(f"{flag}: values are listed twice: {values}")
+        raise FlagError(f"{flag}: values are listed twice: {shorten(values)}")
     return values
 
 
@@ -43,27 +62,53 @@ def parse_strengths(args: argparse.Namespace, flag: str = "--strengths") -> list
     try:
         n = int(text.removeprefix("auto:"))
     except ValueError as err:
-        raise SystemExit(f"{flag}: 'auto:N' needs an integer N, got {text!r}") from err
+        raise FlagError(f"{flag}: 'auto:N' needs an integer N, got {text!r}") from err
     if not getattr(args, "dose", None):
-        raise SystemExit(f"{flag} {text} needs --dose DIR (a finished `interp-sot dose` run of the feature)")
+        raise FlagError(f"{flag} {text} needs --dose DIR (a finished `interp-sot dose` run of the feature)")
     from interp_sot.stages.dose import dose_strengths, read_dose
 
-    dose = read_dose(args.dose)
-    if args.units is None:
-        args.units = dose.units
-    features = [x for x in str(getattr(args, "features", "") or "").split(",") if x.strip()]
-    return dose_strengths(dose, n, args.units, feature=int(features[0]) if len(features) == 1 else None)
+    with bad_input(f"--dose {shorten(args.dose)}"):
+        dose = read_dose(args.dose)
+        if args.units is None:
+            args.units = dose.units
+        features = [x for x in str(getattr(args, "features", "") or "").split(",") if x.strip()]
+        return dose_strengths(dose, n, args.units, feature=int(features[0]) if len(features) == 1 else None)
+
+
+def check_dose_held_out(args: argparse.Namespace, problems: list[Any]) -> None:
+    """With ``--dose DIR``: refuse evaluation problems the dose run was tuned on (same id or same task)."""
+    if not getattr(args, "dose", None):
+        return
+    from interp_sot.experiments.dose import check_held_out
+    from interp_sot.stages.dose import read_dose
+
+    with bad_input(f"--dose {shorten(args.dose)}"):
+        check_held_out(read_dose(args.dose), problems)
+
+
+def check_stats_flag(args: argparse.Namespace, units: str | None) -> None:
+    """With ``--units max_act``: ``--stats`` names a finished stats folder (checked before anything loads)."""
+    if units != "max_act":
+        return
+    if not args.stats:
+        raise FlagError("--units max_act needs --stats DIR (the screening statistics: each feature's max activation)")
+    from interp_sot.features.stats import STATS_FILE
+    from interp_sot.stages.rundir import require_complete
+
+    folder = Path(args.stats).expanduser()
+    if not (folder / STATS_FILE).is_file():
+        raise InterpSotError(f"--stats {shorten(args.stats)}: no {STATS_FILE} there (give the folder of a finished "
+                             "`interp-sot stats` run)")
+    require_complete(folder, "--stats")
 
 
 def load_feature_stats(args: argparse.Namespace) -> Any:
     """``FeatureStats`` from ``--stats`` (max activations for ``--units max_act``)."""
-    if not args.stats:
-        raise SystemExit("--units max_act needs --stats DIR (the screening statistics: each feature's max activation)")
+    check_stats_flag(args, "max_act")
     from interp_sot.features.stats import FeatureStats
-    from interp_sot.stages.rundir import require_complete
 
-    require_complete(Path(args.stats), "--stats")
-    return FeatureStats.load(Path(args.stats))
+    with bad_input(f"--stats {shorten(args.stats)}"):
+        return FeatureStats.load(Path(args.stats))
 
 
 def scaled_directions(args: argparse.Namespace, sae: Any, model: Any, tokenizer: Any, problems: list[Any],
@@ -73,11 +118,22 @@ def scaled_directions(args: argparse.Namespace, sae: Any, model: Any, tokenizer:
     from interp_sot.stages.strengths import directions_of, feature_scales, residual_norm, run_prompts
 
     if units not in UNITS:
-        raise SystemExit(f"--units: {units!r} is not one of {', '.join(UNITS)}")
+        raise FlagError(f"--units: {units!r} is not one of {', '.join(UNITS)}")
     stats = load_feature_stats(args) if units == "max_act" else None
-    r = residual_norm(model, tokenizer, run_prompts(problems, args.prompt_style, tokenizer), args.layer)
-    scales = feature_scales(sae, features, units, residual=r, stats=stats)  # type: ignore[arg-type]
+    r = residual_norm(model, tokenizer, run_prompts(problems, prompt_spec(args), tokenizer), args.layer)
+    with bad_input("--features"):
+        scales = feature_scales(sae, features, units, residual=r, stats=stats)  # type: ignore[arg-type]
     return directions_of(scales), scales
+
+
+def check_features(args: argparse.Namespace, sae: Any, features: list[int], units: str) -> None:
+    """Refuse a feature the SAE lacks (or with an all-zero decoder row, or no max activation in ``--stats``) right
+    after the SAE loads, before the model does (the residual norm is only a scale here)."""
+    from interp_sot.stages.strengths import feature_scales
+
+    stats = load_feature_stats(args) if units == "max_act" else None
+    with bad_input("--features"):
+        feature_scales(sae, features, units, residual=1.0, stats=stats)  # type: ignore[arg-type]
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -122,19 +178,28 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
                    "the paper's 1,024 problems)")
     g.add_argument("--n-problems", type=int, default=1024, help="problems drawn (seeded) from the source")
     g.add_argument("--problem-seed", type=int, default=0)
-    g.add_argument("--prompt-style", choices=["tinyzero", "chat"], default="tinyzero")
+    g.add_argument("--task", choices=sorted(PRESETS), default="paper",
+                   help="task preset (interp_sot.tasks.countdown.presets): its problem generator, prompt style and "
+                   "shots, answer rule and stop strings. 'paper': the paper's Countdown; 'arith2': two numbers 1-9 "
+                   "with a few-shot prompt a 135M model can solve. --prompt-style/--stop/--scorer override it")
+    g.add_argument("--prompt-style", choices=PROMPT_STYLES, default=None,
+                   help="default: the task's ('fewshot' needs a task with shots)")
+    g.add_argument("--question-template", default=None, metavar="FILE",
+                   help="prompting arm: a text file with a {problem} placeholder that replaces each question "
+                   "(e.g. interp_sot/data/prompts/society_of_thought.txt); part of the run identity")
     g.add_argument("--temperature", type=float, default=0.6)
     g.add_argument("--top-p", type=float, default=0.95)
     g.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
     g.add_argument("--max-new-tokens", type=int, default=4096)
     g.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--stop", default="</answer>", help="stop string ('' for none)")
+    g.add_argument("--stop", default=None, help="stop string ('' for none; default: the task's)")
     g.add_argument("--batch-size", type=int, default=16, help="rows per generate call")
     g.add_argument("--boxed-fallback", action="store_true", help="score \\boxed{} when no <answer> tag exists")
-    g.add_argument("--scorer", choices=ANSWER_RULES, default="last_tag",
-                   help="answer extraction: 'last_tag' (last complete <answer> anywhere) or 'tinyzero' (TinyZero's "
-                   "rule: the last <answer> on the completion's last line)")
+    g.add_argument("--scorer", choices=ANSWER_RULES, default=None,
+                   help="answer extraction (default: the task's): 'last_tag' (last complete <answer> anywhere), "
+                   "'tinyzero' (TinyZero's rule: the last <answer> on the completion's last line) or 'answer_line' "
+                   "(the text after the last 'Answer:')")
     g.add_argument("--perspectives", action="store_true",
                    help="with --judge: also analyse each trace's perspectives (BFI-10, expertise)")
     g.add_argument("--prompt-file", action="append", default=[], metavar="KIND=PATH",
@@ -149,35 +214,47 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_problems(args: argparse.Namespace) -> list[Any]:
-    from interp_sot.tasks.countdown import generate_problems, load_tinyzero, sample_problems
+    from interp_sot.tasks.countdown import load_tinyzero, sample_problems
+    from interp_sot.tasks.countdown.presets import get_preset
 
     if args.n_problems < 1:
-        raise SystemExit("--n-problems must be >= 1")
+        raise FlagError("--n-problems must be >= 1")
     if args.problems == "generate":
         if args.tinyzero_split is not None:
-            raise SystemExit("--tinyzero-split selects rows of a Countdown dataset: give --problems "
+            raise FlagError("--tinyzero-split selects rows of a Countdown dataset: give --problems "
                              "Jiayi-Pan/Countdown-Tasks-3to4 (or a file holding its train split)")
-        return generate_problems(args.n_problems, seed=args.problem_seed)
-    pool = load_tinyzero(args.problems, split=args.split, tinyzero_split=args.tinyzero_split)
+        return get_preset(args.task).problems(args.n_problems, seed=args.problem_seed)
+    with bad_input(f"--problems {shorten(args.problems)}"):
+        pool = load_tinyzero(args.problems, split=args.split, tinyzero_split=args.tinyzero_split)
     return sample_problems(pool, min(args.n_problems, len(pool)), seed=args.problem_seed)
+
+
+def check_sae_flags(args: argparse.Namespace) -> None:
+    """Exactly one SAE source, and a local one that exists (checked before anything loads)."""
+    sources = [x for x in (args.sae_release, args.sae_path, args.decoder) if x]
+    if len(sources) != 1 or (args.sae_release and not args.sae_id):
+        raise FlagError("name the SAE once: --sae-release with --sae-id, --sae-path, or --decoder")
+    for flag, value in (("--sae-path", args.sae_path), ("--decoder", args.decoder)):
+        if value and not Path(value).expanduser().exists():
+            raise FileNotFoundError(f"{flag} {shorten(value)}: no such file or folder")
 
 
 def load_decoder(args: argparse.Namespace) -> Any:
     """W_dec [d_sae, d_model] or an SAE object, from whichever source the flags name (exactly one)."""
-    sources = [x for x in (args.sae_release, args.sae_path, args.decoder) if x]
-    if len(sources) != 1 or (args.sae_release and not args.sae_id):
-        raise SystemExit("name the SAE once: --sae-release with --sae-id, --sae-path, or --decoder")
+    check_sae_flags(args)
     if args.decoder:
         from interp_sot.steering import load_direction
 
-        w = load_direction(args.decoder)
+        with bad_input(f"--decoder {shorten(args.decoder)}"):
+            w = load_direction(args.decoder)
         if w.ndim != 2:
-            raise SystemExit(f"--decoder {args.decoder}: expected [d_sae, d_model], got shape {tuple(w.shape)}")
+            raise FlagError(f"--decoder {args.decoder}: expected [d_sae, d_model], got shape {tuple(w.shape)}")
         return w
     from interp_sot.features.sae import check_sae_layer, load_sae
 
-    sae = load_sae(Path(args.sae_path)) if args.sae_path else load_sae(args.sae_release, args.sae_id)
-    check_sae_layer(sae, args.layer, allow_mismatch=args.allow_layer_mismatch)
+    with bad_input("--sae-path" if args.sae_path else "--sae-release"):
+        sae = load_sae(Path(args.sae_path)) if args.sae_path else load_sae(args.sae_release, args.sae_id)
+        check_sae_layer(sae, args.layer, allow_mismatch=args.allow_layer_mismatch)
     return sae
 
 
@@ -188,17 +265,47 @@ def load_run_model(args: argparse.Namespace) -> tuple[Any, Any]:
     from interp_sot.models import load_model
 
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
-    try:  # under torchrun, --device cuda is cuda:LOCAL_RANK
-        return load_model(args.model, dtype=dtype, device=rank_device(args.device))
+    with bad_input("--device"):
+        device = rank_device(args.device)  # under torchrun, --device cuda is cuda:LOCAL_RANK
+    try:
+        return load_model(args.model, dtype=dtype, device=device)
     except OSError as err:
         raise model_not_found(args.model, err) from err
+
+
+@functools.cache
+def _config_and_tokenizer(name: str) -> tuple[Any, Any]:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from interp_sot.models import model_source
+
+    try:
+        source = model_source(name)
+        return AutoConfig.from_pretrained(source), AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        raise model_not_found(name, err) from err
+
+
+def model_config_and_tokenizer(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``--model``'s config and tokenizer, read without its weights (milliseconds, where the weights take minutes):
+    what the checks that need the model's size run on before anything heavy loads."""
+    return _config_and_tokenizer(str(args.model))
+
+
+def check_prompt_context(args: argparse.Namespace, problems: list[Any]) -> int:
+    """Refuse a problem whose prompt does not fit ``--model``'s context (naming its id and token count) from the
+    config and tokenizer alone; the longest prompt in tokens."""
+    from interp_sot.stages.bounds import check_prompts_fit, context_length
+
+    config, tokenizer = model_config_and_tokenizer(args)
+    return check_prompts_fit(problems, prompt_spec(args), tokenizer, context_length(config))
 
 
 def coding_config(args: argparse.Namespace) -> Any:
     """LLM behaviour coding from --judge/--schemes (None without --judge); checked before any generation."""
     if not args.judge:
         if args.perspectives or args.prompt_file:
-            raise SystemExit("--perspectives and --prompt-file need --judge (an LLM judge reads the traces)")
+            raise FlagError("--perspectives and --prompt-file need --judge (an LLM judge reads the traces)")
         return None
     from interp_sot.judging.prompts.files import load_prompt_files
     from interp_sot.stages.steer import CODING_PROMPTS, CodingConfig
@@ -206,12 +313,12 @@ def coding_config(args: argparse.Namespace) -> Any:
     try:
         prompts = tuple(load_prompt_files(args.prompt_file, CODING_PROMPTS).values())
     except ValueError as err:
-        raise SystemExit(f"--prompt-file: {err}") from err
+        raise FlagError(f"--prompt-file: {err}") from err
     try:
         return CodingConfig(args.judge, tuple(args.schemes.split(",")), perspectives=args.perspectives,
                             prompts=prompts)
     except ValueError as err:
-        raise SystemExit(f"--judge/--schemes: {err}") from err
+        raise FlagError(f"--judge/--schemes: {err}") from err
 
 
 def report_config(args: argparse.Namespace) -> Any:
@@ -244,24 +351,33 @@ def measure_and_report(args: argparse.Namespace, model: Any, tokenizer: Any, sae
     from interp_sot.stages.measure import MeasureConfig, measure_stage
     from interp_sot.stages.report import report_stage
 
-    measured = True
-    if not args.no_measure:
+    if not args.no_measure:  # a refused or failing measure is an error (exit 2), never a warning
         has_sae = sae is not None and hasattr(sae, "encode")
         try:
             measure_stage(model, tokenizer, sae if has_sae else None, result.out,
                           MeasureConfig(layer=args.layer, diversity=has_sae), inputs=measure_inputs(args, has_sae))
-        except ValueError as err:  # e.g. traces longer than the model's context: the records stand, the report says so
-            print(f"warning: traces not measured, so the report has no coherence section: {err}")
-            measured = False
+        except InterpSotError as err:
+            raise InterpSotError(f"the run's records are complete, but measuring its traces failed: {err} (rerun with "
+                                 "--no-measure for a report without coherence)") from err
     files = report_stage(result.records, report_config(args), result.out / "report", codings=result.codings,
-                         run_dir=result.out if measured else None)
+                         run_dir=result.out)
     print(files.summary.read_text())
     print(f"report: {files.summary.parent}")
 
 
 def sweep_config(args: argparse.Namespace) -> Any:
+    with bad_input(""):  # the configs check the sampling and batching flags
+        return _sweep_config(args)
+
+
+def _sweep_config(args: argparse.Namespace) -> Any:
+    """The task preset's sweep config with every flag the user gave on top of it."""
+    from dataclasses import replace
+
     from interp_sot.experiments import GenerationSettings, SweepConfig
 
+    base = SweepConfig.for_task(args.task, layer=args.layer)
+    stops = base.generation.stop_strings if args.stop is None else ((args.stop,) if args.stop else ())
     gen = GenerationSettings(
         temperature=args.temperature,
         top_p=args.top_p,
@@ -269,19 +385,35 @@ def sweep_config(args: argparse.Namespace) -> Any:
         max_new_tokens=args.max_new_tokens,
         do_sample=not args.greedy,
         seed=args.seed,
-        stop_strings=(args.stop,) if args.stop else (),
+        stop_strings=stops,
     )
-    return SweepConfig(
-        layer=args.layer,
+    return replace(
+        base,
         generation=gen,
         site=args.site,
         scope=args.scope,
         layers_path=args.layers_path,
-        prompt_style=args.prompt_style,
+        prompt_style=args.prompt_style or base.prompt_style,
         batch_size=args.batch_size,
         boxed_fallback=args.boxed_fallback,
-        answer_rule=args.scorer,
+        answer_rule=args.scorer or base.answer_rule,
+        question_template=question_template(args),
     )
+
+
+def question_template(args: argparse.Namespace) -> str | None:
+    """The text of ``--question-template`` (checked for its ``{problem}`` placeholder), or None."""
+    from interp_sot.tasks.countdown.prompts import read_question_template
+
+    if args.question_template is None:
+        return None
+    with bad_input("--question-template"):
+        return read_question_template(args.question_template)
+
+
+def prompt_spec(args: argparse.Namespace) -> Any:
+    """What builds this run's prompts (the same ``PromptSpec`` the sweep uses)."""
+    return sweep_config(args).prompt_spec
 
 
 def add_plan_args(p: argparse.ArgumentParser) -> None:
@@ -331,18 +463,16 @@ def device_bytes(args: argparse.Namespace, device: str, resident_bytes: int = 0)
 
     if args.device_memory_gib is not None:
         if not args.device_memory_gib > 0:
-            raise SystemExit(f"--device-memory-gib must be > 0, got {args.device_memory_gib}")
+            raise FlagError(f"--device-memory-gib must be > 0, got {args.device_memory_gib}")
         return int(args.device_memory_gib * GIB * (1 - HEADROOM))
     return device_memory(device, headroom=HEADROOM, resident_bytes=resident_bytes)
 
 
-def max_prompt_tokens(problems: list[Any], style: str, tokenizer: Any) -> int:
-    """The longest prompt in tokens, exactly as the sweep tokenizes it."""
-    from interp_sot.tasks.countdown import adds_special_tokens, build_prompt
+def max_prompt_tokens(problems: list[Any], style: Any, tokenizer: Any) -> int:
+    """The longest prompt in tokens, exactly as the sweep tokenizes it (``style``: a style name or PromptSpec)."""
+    from interp_sot.stages.bounds import prompt_lengths
 
-    special = adds_special_tokens(style)  # type: ignore[arg-type]
-    return max(len(tokenizer(build_prompt(p, style, tokenizer), add_special_tokens=special).input_ids)  # type: ignore[arg-type]
-               for p in problems)
+    return max(prompt_lengths(problems, style, tokenizer))
 
 
 def plan_generation_run(args: argparse.Namespace, rows: int, problems: list[Any]) -> bool:
@@ -360,7 +490,7 @@ def plan_generation_run(args: argparse.Namespace, rows: int, problems: list[Any]
 
     shape, dtype = model_shape(args.model, args.dtype)
     tokenizer = AutoTokenizer.from_pretrained(model_source(args.model))
-    prompt = max_prompt_tokens(problems, args.prompt_style, tokenizer)
+    prompt = max_prompt_tokens(problems, prompt_spec(args), tokenizer)
     plan = plan_generation(shape, rows=rows, batch_size=args.batch_size, prompt_tokens=prompt,
                            max_new_tokens=args.max_new_tokens, dtype=dtype, device_bytes=available)
     return show_or_require_fit(args, plan, f"{args.model} ({shape.n_params:,} parameters, {dtype}), prompts up to "

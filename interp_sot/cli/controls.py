@@ -16,6 +16,11 @@ from interp_sot.cli.common import (
     add_generation_args,
     add_model_args,
     add_plan_args,
+    bad_input,
+    check_features,
+    check_prompt_context,
+    check_sae_flags,
+    check_stats_flag,
     coding_config,
     load_decoder,
     load_problems,
@@ -25,6 +30,7 @@ from interp_sot.cli.common import (
     scaled_directions,
     sweep_config,
 )
+from interp_sot.errors import FlagError, InterpSotError, shorten
 
 
 def add_parser(subparsers: Any) -> None:
@@ -56,15 +62,17 @@ def controls_config(args: argparse.Namespace) -> Any:
     try:
         exclude = tuple(int(x) for x in args.exclude.split(",") if x.strip())
     except ValueError as err:
-        raise SystemExit(f"--exclude: {err}") from err
+        raise FlagError(f"--exclude: {shorten(err)}") from err
     norms: tuple[float, ...] = ()
     if args.strength_mode == "matched":
         norms = _matched_norms(args)
     elif args.match_run:
-        raise SystemExit("--match-run is only used with --strength-mode matched")
-    return ControlsConfig(n_controls=args.n_controls, seed=args.control_seed, strength_factor=args.strength_factor,
-                          exclude=exclude, problems_per_feature=args.problems_per_feature,
-                          mode=args.strength_mode, matched_norms=norms)
+        raise FlagError("--match-run is only used with --strength-mode matched")
+    with bad_input(""):
+        return ControlsConfig(n_controls=args.n_controls, seed=args.control_seed,
+                              strength_factor=args.strength_factor, exclude=exclude,
+                              problems_per_feature=args.problems_per_feature, mode=args.strength_mode,
+                              matched_norms=norms)
 
 
 def _matched_norms(args: argparse.Namespace) -> tuple[float, ...]:
@@ -75,57 +83,72 @@ def _matched_norms(args: argparse.Namespace) -> tuple[float, ...]:
     from interp_sot.stages.strengths import read_units
 
     if not args.match_run:
-        raise SystemExit("--strength-mode matched needs --match-run STEER_DIR (the picked feature's steer run)")
+        raise FlagError("--strength-mode matched needs --match-run STEER_DIR (the picked feature's steer run)")
     if args.units not in (None, "unit"):
-        raise SystemExit("--strength-mode matched steers unit-norm directions (strength = added norm): "
+        raise FlagError("--strength-mode matched steers unit-norm directions (strength = added norm): "
                          "leave --units out or use --units unit")
     args.units = "unit"
+    if not Path(args.match_run).expanduser().is_dir():
+        raise FileNotFoundError(f"--match-run {shorten(args.match_run)}: no such run directory")
     require_complete(Path(args.match_run), "--match-run")
-    record = read_units(args.match_run)
+    with bad_input(f"--match-run {shorten(args.match_run)}"):
+        record = read_units(args.match_run)
     if record is None:
-        raise SystemExit(f"--match-run {args.match_run}: no strength_units.json (steer SAE --features to record it)")
+        raise FlagError(f"--match-run {args.match_run}: no strength_units.json (steer SAE --features to record it)")
     norms = sorted({math.copysign(r["added_norm"], r["strength"]) for r in record["rows"] if r["strength"] != 0})
     if len({r["feature"] for r in record["rows"]}) != 1:
-        raise SystemExit(f"--match-run {args.match_run}: steers several features; match one feature's run")
+        raise FlagError(f"--match-run {args.match_run}: steers several features; match one feature's run")
     return tuple(norms)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Flags, input files, the output folder and the run's identity are checked before the SAE or the model loads
+    (the directions, known only with the model, are compared when ``stage.json`` is written)."""
     from interp_sot.experiments import load_control_features
     from interp_sot.experiments.controls import control_rows
     from interp_sot.experiments.sharding import join_torchrun
     from interp_sot.screening.screen import load_table
     from interp_sot.stages.controls import STAGE, controls_identity, controls_stage, sample_control_features
     from interp_sot.stages.identity import model_identity
-    from interp_sot.stages.rundir import begin_stage, require_complete
+    from interp_sot.stages.rundir import begin_stage, check_identity, require_complete
     from interp_sot.stages.strengths import units_record
 
     if bool(args.controls) == bool(args.screen_table):
-        raise SystemExit("give either --controls FILE or --screen-table FILE")
+        raise FlagError("give either --controls FILE or --screen-table FILE")
     config = controls_config(args)
-    if args.controls:
-        controls = load_control_features(args.controls)
-    else:
-        require_complete(Path(args.screen_table).parent, "--screen-table")
-        controls = sample_control_features(load_table(args.screen_table), config)
-    bad = [c.feature for c in controls if not isinstance(c.feature, int)]
-    if bad:
-        raise SystemExit(f"control features must be SAE feature ids (integers); got {bad[:5]}")
     units = args.units or "sae"
     if args.screen_table and config.mode == "max_act" and units != "sae":
-        raise SystemExit("sampled controls run at --strength-factor x max activation in SAE units: use --units sae "
-                         "(or --strength-mode matched, or a --controls file with strengths in your units)")
+        raise FlagError("sampled controls run at --strength-factor x max activation in SAE units: use --units sae "
+                        "(or --strength-mode matched, or a --controls file with strengths in your units)")
+    check_sae_flags(args)
+    check_stats_flag(args, units)
     sweep = sweep_config(args)
     coding = coding_config(args)
+    if args.controls:
+        with bad_input(f"--controls {shorten(args.controls)}"):
+            controls = load_control_features(args.controls)
+    else:
+        require_complete(Path(args.screen_table).parent, "--screen-table")
+        with bad_input(f"--screen-table {shorten(args.screen_table)}"):
+            controls = sample_control_features(load_table(args.screen_table), config)
+    bad = [c.feature for c in controls if not isinstance(c.feature, int)]
+    if bad:
+        raise InterpSotError(f"control features must be SAE feature ids (integers); got {shorten(bad[:5])}")
     problems = load_problems(args)
-    rows = control_rows(controls, problems, problems_per_feature=config.problems_per_feature, seed=config.seed)
+    with bad_input("--controls/--problems-per-feature"):
+        rows = control_rows(controls, problems, problems_per_feature=config.problems_per_feature, seed=config.seed)
+    check_prompt_context(args, problems)  # config.json and the tokenizer only
     if plan_generation_run(args, len(rows), problems):
         return 0
     inputs = {"model": model_identity(args.model)}
     shard = join_torchrun()  # under torchrun: one rank per process, each running whole batches of the sweep
-    sae = load_decoder(args)
-    model, tokenizer = load_run_model(args)
+    if shard.is_main:  # refuse a busy folder or another run's folder now, not after the weights load
+        check_identity(args.out, STAGE, controls_identity(controls, problems, {}, sweep, config, coding), inputs,
+                       pending=("config.directions",))
     features = sorted({int(c.feature) for c in controls})
+    sae = load_decoder(args)
+    check_features(args, sae, features, units)
+    model, tokenizer = load_run_model(args)
     directions, scales = scaled_directions(args, sae, model, tokenizer, problems, features, units)
     per_feature: dict[int, list[float]] = {f: [] for f in features}
     for c in controls:

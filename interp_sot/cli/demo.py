@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 def add_parser(subparsers: Any) -> None:
     from interp_sot.demo.config import DemoConfig
+    from interp_sot.tasks.countdown.presets import PRESETS
 
     d = DemoConfig()
     p = subparsers.add_parser("demo", help="the full pipeline offline on SmolLM2: screen, pick, steer, controls, report")
@@ -34,7 +35,17 @@ def add_parser(subparsers: Any) -> None:
                    help="coherence tolerance of the dose stage (nats/token)")
     p.add_argument("--control-mode", choices=["matched", "max_act"], default=d.control_mode,
                    help="controls at the picked feature's added norms (matched) or at 2 x max activation (max_act)")
-    p.add_argument("--n-problems", type=int, default=d.n_problems)
+    p.add_argument("--task", choices=sorted(PRESETS), default=d.task,
+                   help="task preset: 'arith2' (calibrated for SmolLM2) or 'paper' (the paper's Countdown)")
+    p.add_argument("--n-problems", type=int, default=d.n_problems, help="evaluation problems")
+    p.add_argument("--dose-prompts", type=int, default=d.dose_prompts,
+                   help="held-out problems the dose stage tunes the strengths on (disjoint from the evaluation)")
+    p.add_argument("--no-prompted", action="store_true", help="skip the prompting arm")
+    p.add_argument("--prompted-instruction", default=None, metavar="FILE",
+                   help="the prompting arm's question template ({problem} placeholder; default: the shipped "
+                   "interp_sot/data/prompts/society_of_thought.txt)")
+    p.add_argument("--mediator", default=d.mediator,
+                   help="pre-registered mediator of strength -> accuracy (a run-table column)")
     p.add_argument("--n-controls", type=int, default=d.n_controls, help="control features per group")
     p.add_argument("--control-problems", type=int, default=d.control_problems, help="problems per control feature")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
@@ -51,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = DemoConfig(model=args.model, sae=args.sae, layer=args.layer, corpus=args.corpus, judge=args.judge,
                      strengths=tuple(parse_floats(args.strengths, "--strengths")) if args.strengths else None,
                      n_strengths=args.n_strengths, tolerance=args.tolerance, control_mode=args.control_mode,
-                     n_problems=args.n_problems,
+                     n_problems=args.n_problems, task=args.task, dose_prompts=args.dose_prompts,
+                     prompted=not args.no_prompted, prompted_instruction=args.prompted_instruction,
+                     mediator=args.mediator,
                      n_controls=args.n_controls, control_problems=args.control_problems,
                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, min_contexts=args.min_contexts,
                      seed=args.seed)

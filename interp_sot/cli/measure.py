@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from interp_sot.cli.common import DTYPES
+from interp_sot.errors import FlagError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,23 +32,30 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The run directory (finished, with records), the measures folder (free, same identity) and the SAE flags are
+    checked before the SAE or the model loads."""
     from pathlib import Path
 
+    from interp_sot.cli.common import bad_input, load_run_model, measure_inputs
     from interp_sot.experiments.coherence import CoherenceConfig
-    from interp_sot.stages.measure import MeasureConfig, measure_stage
+    from interp_sot.stages.measure import MeasureConfig, check_measure, measure_stage
 
-    config = MeasureConfig(layer=args.layer, coherence=CoherenceConfig(batch_size=args.batch_size),
-                           diversity=not args.no_diversity, threshold=args.threshold, batch_size=args.batch_size)
+    with bad_input(""):
+        config = MeasureConfig(layer=args.layer, coherence=CoherenceConfig(batch_size=args.batch_size),
+                               diversity=not args.no_diversity, threshold=args.threshold, batch_size=args.batch_size)
+    if config.diversity and bool(args.sae_path) == bool(args.sae_release):
+        raise FlagError("name the SAE once (--sae-path, or --sae-release with --sae-id), or pass --no-diversity")
+    if args.sae_path and not Path(args.sae_path).expanduser().exists():
+        raise FileNotFoundError(f"--sae-path {args.sae_path}: no such folder")
+    inputs = measure_inputs(args, config.diversity)
+    check_measure(args.run_dir, config, inputs)  # --run exists, is finished, and its measures are ours to resume
     sae = None
     if config.diversity:
-        if bool(args.sae_path) == bool(args.sae_release):
-            raise SystemExit("name the SAE once (--sae-path, or --sae-release with --sae-id), or pass --no-diversity")
         from interp_sot.features.sae import load_sae
 
-        sae = load_sae(Path(args.sae_path)) if args.sae_path else load_sae(args.sae_release, args.sae_id)
-    from interp_sot.cli.common import load_run_model, measure_inputs
-
+        with bad_input("--sae-path" if args.sae_path else "--sae-release"):
+            sae = load_sae(Path(args.sae_path)) if args.sae_path else load_sae(args.sae_release, args.sae_id)
     model, tokenizer = load_run_model(args)
-    result = measure_stage(model, tokenizer, sae, args.run_dir, config, inputs=measure_inputs(args, sae is not None))
+    result = measure_stage(model, tokenizer, sae, args.run_dir, config, inputs=inputs)
     print(f"measured {result.n_traces} traces: {', '.join(str(f) for f in result.files)}")
     return 0

@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 from interp_sot.cli.common import add_plan_args, device_bytes, model_not_found, model_shape, show_or_require_fit
+from interp_sot.errors import FlagError, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ def plan_run(args: argparse.Namespace, sae: Any, device: str) -> bool:
     available = device_bytes(args, device, resident_bytes=resident)
     if not args.plan and available is None:
         return False  # nothing to check against
-    if args.plan and args.max_tokens is None:
-        raise SystemExit("--plan needs --max-tokens (the corpus is not read to count its tokens)")
     shape, dtype = model_shape(args.model, args.dtype)
     plan = plan_stats(shape, tokens=args.max_tokens or args.batch_tokens, batch_tokens=args.batch_tokens,
                       d_sae=int(sae.cfg.d_sae), chunk_size=args.chunk_size, dtype=dtype, device_bytes=available)
@@ -75,38 +74,54 @@ def plan_run(args: argparse.Namespace, sae: Any, device: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Flags, the inputs (they exist, the corpus decodes), the output folder and the run's identity are checked
+    before the SAE or the model loads; ``stage.json`` is written after the SAE's layer and the memory plan passed."""
     import torch
 
+    from interp_sot.cli.common import bad_input
     from interp_sot.corpora.reader import open_corpus
     from interp_sot.features.collect import CollectConfig
     from interp_sot.features.distributed import init_from_env, launched_by_torchrun
     from interp_sot.features.sae import check_sae_layer, load_sae
+    from interp_sot.io import check_text_file
     from interp_sot.models import load_model
     from interp_sot.stages.identity import model_identity, sae_identity, source_identity
-    from interp_sot.stages.rundir import begin_stage
+    from interp_sot.stages.rundir import begin_stage, check_identity
     from interp_sot.stages.stats import STAGE, StatsConfig, stats_stage
 
-    config = StatsConfig(layer=args.layer, collect=CollectConfig(
-        batch_tokens=args.batch_tokens, max_length=args.max_length, chunk_size=args.chunk_size, top_k=args.top_k,
-        first_n=args.first_n, onset_n=args.onset_n, text_field=args.text_field,
-        metadata_fields=tuple(args.metadata_field), keep_contexts=not args.no_contexts,
-        checkpoint_every=args.checkpoint_every, max_tokens=args.max_tokens, compute_dtype=args.compute_dtype,
-        progress=not args.no_progress,
-    ))
-    # everything cheap first: inputs exist, the output folder is usable and holds no other run, the SAE's layer
+    with bad_input(""):  # the configs check the flags
+        config = StatsConfig(layer=args.layer, collect=CollectConfig(
+            batch_tokens=args.batch_tokens, max_length=args.max_length, chunk_size=args.chunk_size, top_k=args.top_k,
+            first_n=args.first_n, onset_n=args.onset_n, text_field=args.text_field,
+            metadata_fields=tuple(args.metadata_field), keep_contexts=not args.no_contexts,
+            checkpoint_every=args.checkpoint_every, max_tokens=args.max_tokens, compute_dtype=args.compute_dtype,
+            progress=not args.no_progress,
+        ))
+    if args.plan and args.max_tokens is None:
+        raise FlagError("--plan needs --max-tokens (the corpus is not read to count its tokens)")
+    # everything cheap first: inputs exist and decode, the output folder is usable and holds no other run
     inputs = {"model": model_identity(args.model), "sae": sae_identity(args.sae, args.sae_id),
               "corpus": source_identity(args.corpus, args.split)}
+    check_text_file(args.corpus, "--corpus")  # a decode error names file and line, before anything is claimed
+    main_rank = True
     if launched_by_torchrun():
+        import torch.distributed as dist
+
         device = str(init_from_env())
+        main_rank = dist.get_rank() == 0
     else:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    sae = load_sae(args.sae, args.sae_id, device=device)
-    check_sae_layer(sae, args.layer, allow_mismatch=args.allow_layer_mismatch)
+    if not args.plan and main_rank:  # under torchrun rank 0 claims for every rank
+        check_identity(args.out, STAGE, config.identity(), inputs)
+    with bad_input(f"--sae {shorten(args.sae)}"):
+        sae = load_sae(args.sae, args.sae_id, device=device)
+        check_sae_layer(sae, args.layer, allow_mismatch=args.allow_layer_mismatch)
     if plan_run(args, sae, device):  # before begin_stage: --batch-tokens is part of the run's identity
         return 0
     if not launched_by_torchrun():  # under torchrun the stage lets rank 0 alone claim the folder
         begin_stage(args.out, STAGE, config.identity(), inputs)
-    corpus = open_corpus(args.corpus, args.split, args.txt_split)
+    with bad_input(f"--corpus {shorten(args.corpus)}"):
+        corpus = open_corpus(args.corpus, args.split, args.txt_split)
     try:
         model, tokenizer = load_model(args.model, dtype=getattr(torch, args.dtype) if args.dtype else None,
                                       device=device)
@@ -120,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     stats = result.stats
     fired = int((stats.fire_count > 0).sum())
     print(f"{stats.n_tokens} tokens, {fired}/{stats.d_sae} features fired; wrote {result.out} ({result.table.name})")
+    truncated = int(stats.info.get("truncated_documents", 0) or 0)
+    if truncated:
+        print(f"note: {truncated} document(s) were cut to --max-length {args.max_length} tokens")
     if int(stats.nonfinite_count.sum()):
         print(f"warning: {int(stats.nonfinite_count.sum())} NaN/inf activations were counted and left out")
     return 0

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from interp_sot.errors import FlagError
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "Using the numbers 3, 7 and 8, create an equation that equals 29. Think out loud."
@@ -56,9 +58,9 @@ def parse_strengths(text: str) -> list[float]:
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError as err:
-        raise SystemExit(f"--strengths: {err}") from err
+        raise FlagError(f"--strengths: {err}") from err
     if not values:
-        raise SystemExit("--strengths: give at least one value")
+        raise FlagError("--strengths: give at least one value")
     return values
 
 
@@ -89,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
         direction = mean_difference_direction(model, tokenizer, CONVERSATIONAL_TEXTS, EXPOSITORY_TEXTS, args.layer)
         source = "mean difference conversational - expository"
     if direction.ndim != 1:
-        raise SystemExit(f"--direction: the demo steers one direction [d_model], got shape {tuple(direction.shape)}")
+        raise FlagError(f"--direction: the demo steers one direction [d_model], got shape {tuple(direction.shape)}")
     norm = args.direction_norm
     if norm is None:
         norm = 0.1 * median_residual_norm(model, tokenizer, CONVERSATIONAL_TEXTS + EXPOSITORY_TEXTS, args.layer)
     if not norm > 0:
-        raise SystemExit("--direction-norm must be positive")
+        raise FlagError("--direction-norm must be positive")
     direction = direction / direction.norm() * norm
     source += f", |d| = {norm:.2f}"
     save_direction(out_dir / "direction.safetensors", direction, source=source, layer=str(args.layer))

@@ -6,7 +6,7 @@ commands that rebuild them are in ``CORPUS.md`` next to this file and in each SA
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,17 @@ def screening_corpus_path() -> Path:
     return DATA_DIR / "corpora" / "screening.jsonl.gz"
 
 
-def read_screening_corpus(path: Path | None = None) -> Iterator[dict[str, Any]]:
+PROMPTING_ARM = "society_of_thought.txt"
+"""The prompting arm's default instruction file (``prompts/`` beside this module); copy and edit it, then pass
+its path (``DemoConfig.prompted_instruction``, ``interp-sot steer --question-template``)."""
+
+
+def prompting_instruction_path(name: str = PROMPTING_ARM) -> Path:
+    """A shipped question template: text with a ``{problem}`` field where each question goes."""
+    return DATA_DIR / "prompts" / name
+
+
+def read_screening_corpus(path: Path | None = None) -> Iterable[dict[str, Any]]:
     """Records of the screening corpus (or of ``path``, .jsonl or .jsonl.gz), in file order: the order fixes
     sequence ids in the statistics."""
     from interp_sot.io import iter_jsonl

@@ -1,11 +1,10 @@
 """Settings of the demo run; the defaults should fit in 15 minutes on 2 CPU cores.
 
-Budget of the defaults (generated tokens; the README records measured times): dose 8 prompts x 9 strengths x 64 =
-4,608; sweep 48 problems x 5 strengths x 64 = 15,360; matched controls 4 + 4 features x 4 norms x 4 problems x 64 =
-8,192; the measure stage then runs one teacher-forced pass per trace (368 traces of ~185 tokens) and re-encodes the
-sweep's 240 traces with the SAE. Power comes from the number of problems, so tokens per trace are kept short.
-Measured on 2 quiet cores from an empty model cache: 9.2 min in all (dose 69 s, steer 148 s, controls 81 s,
-measure 149 s, load + statistics 94 s; README).
+Budget of the defaults (traces of at most 56 generated tokens after a ~130-token four-shot prompt; the README
+records measured times): dose 12 held-out problems x 9 strengths = 108; sweep 200 problems x 3 strengths = 600;
+prompting arm 200; matched controls 4 + 4 features x 2 norms x 4 problems = 64. The measure stage then runs one
+teacher-forced pass per trace and re-encodes the sweep's traces with the SAE. Power comes from the number of
+problems, so traces are short and the strengths few.
 """
 
 from __future__ import annotations
@@ -44,22 +43,36 @@ class DemoConfig:
     """Conversation-ratio judge: ``"labels"`` (document labels, no model calls), ``"heuristic"``, or a judge spec."""
     min_contexts: int = 20
     """A feature needs this many judged top contexts to be picked (small corpora give many 1.0 ratios)."""
+    task: str = "arith2"
+    """Countdown task preset (``tasks.countdown.presets.PRESETS``): ``arith2`` is calibrated so that SmolLM2's
+    unsteered accuracy leaves room to move both ways; ``paper`` is the paper's task (0% on SmolLM2)."""
     strengths: tuple[float, ...] | None = None
     """Steering strengths of the picked feature in ``resid`` units (s = added norm / median residual norm at
     ``layer``); None: ``n_strengths`` spread over the coherent range the dose stage finds. Given strengths must
     hold 0 and lie inside that range (the run refuses others: beyond it the model writes broken text)."""
-    n_strengths: int = 5
-    """Strengths (0 included) spread over the coherent range when ``strengths`` is None."""
+    n_strengths: int = 3
+    """Strengths (0 included) spread over the coherent range when ``strengths`` is None: 3 puts one at each edge of
+    the range, so the budget goes to problems (power) rather than intermediate strengths."""
     dose_ratios: tuple[float, ...] = (-0.3, -0.2, -0.15, -0.1, 0.0, 0.1, 0.15, 0.2, 0.3)
     """Candidate strengths of the dose pre-sweep (resid units; SmolLM2's text breaks near 0.2 of the norm)."""
-    dose_prompts: int = 8
-    """Prompts of the dose pre-sweep (the first problems of the sweep)."""
-    dose_tokens: int = 64
-    """Generated tokens per dose trace."""
+    dose_prompts: int = 12
+    """Problems of the dose pre-sweep: a split held out from the evaluation problems (disjoint ids and tasks), so
+    the strengths are not tuned on the problems they are judged on."""
+    dose_tokens: int = 56
+    """Generated tokens per dose trace (the sweep's budget)."""
     tolerance: float = 0.25
     """Coherent: the mean unsteered log-prob drops by at most this much (nats/token) against s = 0."""
-    n_problems: int = 48
-    """Countdown problems in the sweep (seeded generator); the demo's power comes from here."""
+    n_problems: int = 200
+    """Evaluation problems (distinct tasks, seeded; ``arith2`` has 206 besides its shots and the dose split); the
+    demo's power comes from here (200 gives an accuracy MDE of about 11 points against s = 0 at a 16% baseline)."""
+    prompted: bool = True
+    """Run the prompting arm: the unsteered model with ``prompted_instruction`` around each question."""
+    prompted_instruction: str | None = None
+    """Question template file of the prompting arm (``{problem}`` placeholder); None: the shipped
+    ``interp_sot/data/prompts/society_of_thought.txt``."""
+    mediator: str = "markers.conversational"
+    """The pre-registered mediator of strength -> accuracy (a column of the run table; the default counts every
+    conversational marker per 1,000 words). Fixed before the run so that it cannot be chosen after seeing results."""
     n_controls: int = 4
     """Random control features per group (conversational / non-conversational)."""
     control_problems: int = 4
@@ -69,10 +82,12 @@ class DemoConfig:
     like); ``max_act``: the paper's ``control_factor`` x its max activation (SAE units)."""
     control_factor: float = 2.0
     """``max_act`` mode: control strength = factor x the feature's max activation on the screening corpus."""
-    max_new_tokens: int = 64
-    """Generated tokens per trace (fewer tokens, more problems: power comes from the number of problems)."""
-    temperature: float = 0.6
-    """Sampling temperature (paper reproduction: 0.6, top-p 0.95)."""
+    max_new_tokens: int = 56
+    """Generated tokens per trace (fewer tokens, more problems: power comes from the number of problems); the
+    ``arith2`` traces end at the blank line after ``Answer:``, 45 tokens on average."""
+    temperature: float = 0.3
+    """Sampling temperature. The paper's 0.6 leaves SmolLM2-135M at 11.7% on ``arith2`` (15 of 128, at the edge of
+    the measurable range); 0.3 gives 16.4% (21 of 128) and still samples (README, "Why arith2")."""
     top_p: float = 0.95
     """Nucleus sampling threshold."""
     batch_size: int = 80
@@ -89,6 +104,9 @@ class DemoConfig:
                      "n_strengths", "dose_prompts", "dose_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        from interp_sot.tasks.countdown.presets import get_preset  # pure Python: --help stays free of torch
+
+        get_preset(self.task)
         if self.control_factor <= 0:
             raise ValueError("control_factor must be positive")
         if self.control_mode not in ("matched", "max_act"):
@@ -119,11 +137,12 @@ class DemoConfig:
         return PickConfig(min_contexts=self.min_contexts)
 
     def sweep_config(self) -> SweepConfig:
+        """The task preset's prompt, shots, answer rule and stop strings, with the demo's sampling."""
         from interp_sot.experiments import GenerationSettings, SweepConfig
 
         gen = GenerationSettings(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
                                  do_sample=True, seed=self.seed)
-        return SweepConfig(layer=self.layer, generation=gen, prompt_style="chat", batch_size=self.batch_size)
+        return SweepConfig.for_task(self.task, layer=self.layer, generation=gen, batch_size=self.batch_size)
 
     def controls_config(self, exclude: tuple[int, ...], norms: tuple[float, ...] = ()) -> ControlsConfig:
         """``norms``: the picked feature's signed added norms (``matched`` mode)."""
@@ -136,10 +155,12 @@ class DemoConfig:
 
     def dose_config(self) -> DoseConfig:
         from interp_sot.experiments.dose import DoseConfig
+        from interp_sot.tasks.countdown.prompts import adds_special_tokens
 
         return DoseConfig(layer=self.layer, ratios=self.dose_ratios, tolerance=self.tolerance,
                           max_new_tokens=self.dose_tokens, temperature=self.temperature, top_p=self.top_p,
-                          seed=self.seed, batch_size=self.batch_size, add_special_tokens=False)  # chat prompts
+                          seed=self.seed, batch_size=self.batch_size,
+                          add_special_tokens=adds_special_tokens(self.sweep_config().prompt_spec))
 
     def measure_config(self, diversity: bool = True) -> MeasureConfig:
         from interp_sot.stages.measure import MeasureConfig
@@ -151,8 +172,10 @@ class DemoConfig:
 
         return ReportConfig(n_boot=self.n_boot, seed=self.seed)
 
-    def analyze_config(self) -> AnalyzeConfig:
-        """Every outcome that varies is fitted; one that cannot be (constant, too few problems) is listed."""
+    def analyze_config(self, treated: float) -> AnalyzeConfig:
+        """Every outcome that varies is fitted; one that cannot be (constant, too few problems) is listed. The
+        mediation contrasts s = 0 with ``treated`` (the sweep's largest positive strength)."""
         from interp_sot.stages.analyze import AnalyzeConfig
 
-        return AnalyzeConfig(mediators=(), control_outcomes=None, on_unfittable="skip", plot=False)
+        return AnalyzeConfig(treated=treated, mediators=(self.mediator,), control_outcomes=None,
+                             on_unfittable="skip", plot=False, bootstrap=self.n_boot, seed=self.seed)

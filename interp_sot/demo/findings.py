@@ -12,10 +12,23 @@ from typing import Any
 
 import pandas as pd
 
+from interp_sot.analysis.multiple_testing import add_corrections, significance_summary
 from interp_sot.experiments.dose import DoseResult
 from interp_sot.io import read_jsonl
 
 ALPHA = 0.05
+
+
+def markdown_table(frame: pd.DataFrame, floats: str = "{:.3g}") -> str:
+    """A markdown table (no tabulate dependency)."""
+    if frame.empty:
+        return "(none)\n"
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):  # keeps each column's type (iterrows would upcast ids to float)
+        cells = [floats.format(v) if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def dose_section(dose: DoseResult, strengths: list[float]) -> tuple[str, pd.DataFrame]:
@@ -36,16 +49,21 @@ def _fmt(v: float) -> str:
 
 def _verdict(outcome: str, term: str, row: Any) -> str:
     est = (f"`{outcome}` {term}: {_fmt(row['coef'])} (95% CI {_fmt(row['ci_low'])} to {_fmt(row['ci_high'])}, "
-           f"p = {_fmt(row['p'])}")
+           f"p = {_fmt(row['p'])}, Holm p = {_fmt(row['p_holm'])}, BH q = {_fmt(row['q_bh'])}")
+    if math.isfinite(row["p_holm"]) and row["p_holm"] < ALPHA:
+        return f"- **significant after Holm's correction** at α = {ALPHA}: {est})"
+    if math.isfinite(row["q_bh"]) and row["q_bh"] < ALPHA:
+        return f"- **significant at BH q < {ALPHA}** (not after Holm): {est})"
     if math.isfinite(row["p"]) and row["p"] < ALPHA:
-        return f"- **significant** at α = {ALPHA}: {est})"
+        return f"- significant only without correction (p < {ALPHA}): {est})"
     mde = row.get("mde", math.nan)
     return f"- not significant: {est}; the smallest effect this run detects with 80% power is ±{_fmt(mde)})"
 
 
 def outcome_rows(analysis: Any, strengths: list[float], diversity: pd.DataFrame | None) -> pd.DataFrame:
     """Every pre-registered contrast in one table: each outcome at each non-zero strength vs 0, the diversity
-    slopes on strength, and the conversational-vs-non-conversational control contrast."""
+    slopes on strength, and the conversational-vs-non-conversational control contrast; ``p_holm`` / ``q_bh`` are
+    corrected over this one family (all rows), so they may differ from the per-table values of ``analysis/``."""
     parts = []
     reg = analysis.regression
     if len(reg):
@@ -57,20 +75,20 @@ def outcome_rows(analysis: Any, strengths: list[float], diversity: pd.DataFrame 
         c = ctrl[ctrl["term"] == "conversational"]
         parts.append(c.assign(outcome="controls: " + c["outcome"], contrast="conv. minus non-conv."))
     if not parts:
-        return pd.DataFrame(columns=["outcome", "contrast", "coef", "ci_low", "ci_high", "p", "mde"])
+        return pd.DataFrame(columns=["outcome", "contrast", "coef", "ci_low", "ci_high", "p", "p_holm", "q_bh", "mde"])
     out = pd.concat(parts, ignore_index=True)
     for col in ("mde", "p"):
         if col not in out.columns:
             out[col] = math.nan
-    return out[["outcome", "contrast", "coef", "ci_low", "ci_high", "p", "mde"]]
+    out = add_corrections(out)
+    return out[["outcome", "contrast", "coef", "ci_low", "ci_high", "p", "p_holm", "q_bh", "mde"]]
 
 
 def significance(rows: pd.DataFrame, skipped: dict[str, str]) -> str:
-    """Plain bullets: each contrast significant or not (with its MDE), then how many of each."""
+    """Plain bullets: each contrast significant or not, before and after correction (with its MDE), then how
+    many of each; the family of the corrections is every row of ``rows`` (:func:`outcome_rows`)."""
     lines = [_verdict(r["outcome"], r["contrast"], r) for _, r in rows.iterrows()]
-    n_sig = int((rows["p"] < ALPHA).sum()) if len(rows) else 0
-    head = (f"{n_sig} of {len(rows)} contrasts are significant at α = {ALPHA} (no multiple-comparison correction; "
-            f"expect about {ALPHA * len(rows):.1f} by chance).")
+    head = significance_summary(rows, ALPHA).sentence() + " The correction family is every contrast listed here."
     if skipped:
         head += f" {len(skipped)} outcome(s) could not be fitted (see Caveats)."
     return head + "\n\n" + "\n".join(lines) + "\n"
@@ -92,3 +110,69 @@ def clean_examples(out: Path, strengths: list[float], chars: int = 360) -> str:
                 lines.append(f"- **s = {s:+g}**: {' '.join(str(r.iloc[0]['completion']).split())[:chars]}")
             return "\n".join(lines) + "\n"
     return f"(no problem has a non-degenerate sample at every shown strength; {len(degenerate)} degenerate traces)\n"
+
+
+FLOOR, CEILING = 0.05, 0.95
+"""Unsteered accuracy outside [FLOOR, CEILING]: no accuracy effect is measurable (no room to move)."""
+PAPER_MEDIATION = {"direct": 0.228, "indirect": 0.066}
+"""The paper's SEM (standardised) for feature 30939 on Countdown: direct .228, indirect through conversational
+behaviours .066."""
+
+
+def measurability(accuracy: pd.DataFrame, cfg: Any) -> str:
+    """The report's first lines: the unsteered accuracy, and whether an accuracy effect can be measured at all."""
+    base = accuracy[accuracy["strength"] == 0.0]
+    if base.empty:
+        return "**No s = 0 traces: the unsteered accuracy is unknown, so no accuracy effect can be read.**\n"
+    acc, n = float(base["accuracy"].iloc[0]), int(base["n"].iloc[0])
+    mdes = accuracy["mde_vs_baseline"].dropna()
+    mde = f"; the smallest accuracy gain this run detects is {100 * float(mdes.max()):.0f} points" if len(mdes) else ""
+    head = f"Unsteered accuracy (s = 0): **{100 * acc:.1f}%** of {n} problems{mde} (α = 0.05, 80% power).\n"
+    if acc < FLOOR or acc > CEILING:
+        return (f"**No accuracy effect is measurable in this run: the unsteered accuracy {100 * acc:.1f}% lies "
+                f"outside [{100 * FLOOR:.0f}%, {100 * CEILING:.0f}%]** (task `{cfg.task}`), so steering cannot "
+                "show a change in it; read the behavioural and graded outcomes only.\n\n" + head)
+    return head
+
+
+def graded_by_strength(run_dir: Path) -> pd.DataFrame | None:
+    """Per strength: traces, share with an answer, share with a valid expression, mean |error| of valid ones."""
+    path = run_dir / "sweep.jsonl"
+    if not path.is_file():
+        return None
+    frame = pd.DataFrame(read_jsonl(path))
+    if "valid_expression" not in frame.columns:
+        return None
+    rows = []
+    for s, g in frame.groupby("strength"):
+        err = pd.to_numeric(g["abs_error"], errors="coerce")
+        rows.append({"strength": float(s), "n": len(g), "answer_found": float(g["answer"].notna().mean()),
+                     "valid_expression": float(g["valid_expression"].astype(float).mean()),
+                     "mean_abs_error_valid": float(err.mean()) if err.notna().any() else math.nan})
+    return pd.DataFrame(rows)
+
+
+def prompting_section(prompting: pd.DataFrame | None, cfg: Any) -> str:
+    """The prompting arm against s = 0 on the same problems (the simplest alternative to steering)."""
+    if not cfg.prompted:
+        return "The prompting arm was not run (`prompted=False`).\n"
+    if prompting is None or prompting.empty:
+        return "The prompting arm ran, but no outcome could be contrasted with s = 0 (see Caveats).\n"
+    rows = prompting[prompting["term"] == "prompted"]
+    cols = [c for c in ("outcome", "coef", "ci_low", "ci_high", "p", "p_holm", "q_bh", "mde") if c in rows.columns]
+    return ("**Prompting arm** (the unsteered model with the instruction file around each question; condition "
+            "`prompted` in the table of section 5). Prompted minus s = 0 on the same problems, problem fixed "
+            "effects, log trace length, SEs clustered by problem; Holm / BH over these outcomes:\n\n"
+            + markdown_table(rows[cols]))
+
+
+def mediation_section(mediation: pd.DataFrame | None, cfg: Any, treated: float) -> str:
+    """Strength -> pre-registered mediator -> accuracy, beside the paper's .228 / .066."""
+    head = (f"**Causal chain**: s = 0 vs s = {treated:g} -> `{cfg.mediator}` (pre-registered) -> accuracy; "
+            "cluster bootstrap over problems. The paper (feature 30939, DeepSeek-R1-Distill-Llama-8B, SEM on "
+            f"standardised variables): direct {PAPER_MEDIATION['direct']}, indirect {PAPER_MEDIATION['indirect']}.\n\n")
+    if mediation is None or mediation.empty:
+        return head + "Not fitted (see Caveats for why).\n"
+    part = mediation[(mediation["scale"] == "std_all") & mediation["effect"].isin(["direct", "indirect", "total"])]
+    cols = ["effect", "estimate", "boot_ci_low", "boot_ci_high", "p"]
+    return head + "Standardised (X, M, Y), 95% bootstrap intervals:\n\n" + markdown_table(part[cols])

@@ -80,9 +80,10 @@ def sweep_strengths(cfg: DemoConfig, dose: DoseResult) -> list[float]:
 
 def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
     """Run every stage into ``out`` (see the module docstring); a rerun resumes the long stages."""
-    from interp_sot.browser import write_browser
+    from interp_sot.browser import BrowserOptions, write_browser
     from interp_sot.data import embedded_sae_path, screening_corpus_path
     from interp_sot.demo.report import SITE, write_demo_report
+    from interp_sot.experiments.dose import check_held_out
     from interp_sot.features.sae import load_sae
     from interp_sot.models import load_model
     from interp_sot.stages.analyze import analyze_stage
@@ -91,14 +92,19 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
     from interp_sot.stages.identity import model_identity, path_identity
     from interp_sot.stages.measure import measure_stage
     from interp_sot.stages.pick import pick_stage
+    from interp_sot.stages.prompted import prompted_stage
     from interp_sot.stages.report import report_stage
     from interp_sot.stages.screen import screen_stage
     from interp_sot.stages.stats import stats_stage
     from interp_sot.stages.steer import steer_stage
     from interp_sot.stages.strengths import directions_of, feature_scales, run_prompts, units_record
-    from interp_sot.tasks.countdown import generate_problems
+    from interp_sot.tasks.countdown.presets import get_preset, held_out_split
+    from interp_sot.tasks.countdown.prompts import read_question_template
 
     out = Path(out)
+    preset = get_preset(cfg.task)  # bad settings fail here, before anything loads
+    if cfg.prompted:
+        read_question_template(cfg.prompted_instruction)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", asdict(cfg))
     names = {"model": cfg.model, "sae": cfg.sae or "shipped", "corpus": cfg.corpus or "shipped"}
@@ -117,18 +123,22 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
     with _timed("screen", timings, out):
         table = screen_stage(stats, cfg.screen_config(), out / "screen", tokenizer=tokenizer, inputs=inputs).table
         pick, contexts = pick_stage(stats, table, cfg.pick_config(), out / "pick", tokenizer=tokenizer, inputs=inputs)
-    problems = generate_problems(cfg.n_problems, seed=cfg.seed)
+    dose_problems, problems = held_out_split(preset, cfg.dose_prompts, cfg.n_problems, seed=cfg.seed)
     sweep = cfg.sweep_config()
-    with _timed("dose", timings, out):  # the coherent range, in resid units (s = added norm / residual norm)
-        prompts = run_prompts(problems[: cfg.dose_prompts], "chat", tokenizer, n=None)
+    with _timed("dose", timings, out):  # the coherent range, in resid units, on problems held out from the sweep
+        prompts = run_prompts(dose_problems, sweep.prompt_spec, tokenizer, n=None)
         dose = dose_stage(model, tokenizer, sae, pick.feature, prompts, cfg.dose_config(), out / "dose",
-                          units="resid", inputs=inputs)
+                          units="resid", inputs=inputs, problems=dose_problems)
+        check_held_out(dose, problems)
         strengths = sweep_strengths(cfg, dose)
     with _timed("steer", timings, out):
         scale = feature_scales(sae, [pick.feature], "resid", residual=dose.residual_norm)
         steered = steer_stage(model, tokenizer, problems, directions_of(scale), strengths, sweep, out / "steer",
                               inputs=inputs, strength_units=units_record(scale, strengths))
-        report_stage(steered.records, cfg.report_config(), out / "steer" / "report")
+    if cfg.prompted:
+        with _timed("prompted", timings, out):  # the unsteered model asked for a conversation of voices
+            template = read_question_template(cfg.prompted_instruction)
+            prompted_stage(model, tokenizer, problems, sweep, template, out / "prompted", inputs=inputs)
     with _timed("controls", timings, out):
         ctrl_cfg = cfg.controls_config((pick.feature,), matched_norms(scale[pick.feature], strengths))
         controls = sample_control_features(table, ctrl_cfg)
@@ -139,16 +149,19 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
                                      residual=dose.residual_norm)
         ran = controls_stage(model, tokenizer, controls, problems, directions_of(ctrl_scales), sweep, ctrl_cfg,
                              out / "controls", inputs=inputs, strength_units=units_record(ctrl_scales, per_feature))
-        report_stage(ran.records, cfg.report_config(), out / "controls" / "report")
     with _timed("measure", timings, out):  # coherence of every trace; SAE diversity of the sweep's traces
         measure_stage(model, tokenizer, sae, out / "steer", cfg.measure_config(), inputs=inputs)
-        measure_stage(model, tokenizer, sae, out / "controls", cfg.measure_config(diversity=False), inputs=inputs)
-    with _timed("analysis", timings, out):
-        analysis = analyze_stage(out / "steer", cfg.analyze_config(), out / "analysis", controls=out / "controls",
-                                 screen=out / "screen")
+        for arm in ("prompted", "controls") if cfg.prompted else ("controls",):
+            measure_stage(model, tokenizer, sae, out / arm, cfg.measure_config(diversity=False), inputs=inputs)
+    with _timed("analysis", timings, out):  # every table; the per-run reports render after the measures
+        analysis = analyze_stage(out / "steer", cfg.analyze_config(max(strengths)), out / "analysis",
+                                 controls=out / "controls", screen=out / "screen",
+                                 prompted=out / "prompted" if cfg.prompted else None)
+        for arm, result in (("steer", steered), ("controls", ran)):
+            report_stage(result.records, cfg.report_config(), out / arm / "report", run_dir=out / arm)
     with _timed("browser", timings, out):  # what `interp-sot browse` writes for this run directory
         write_browser(stats, screen=out / "screen", sweep=[out / "steer", out / "controls"], out=out / SITE,
-                      tokenizer=tokenizer)
+                      tokenizer=tokenizer, options=BrowserOptions(pick=cfg.pick_config()))
     with _timed("report", timings, out):
         report, figure = write_demo_report(out, cfg, table, pick, contexts, dose, strengths, analysis, timings)
     return DemoResult(out, pick, timings, report, figure)

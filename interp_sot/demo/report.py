@@ -9,24 +9,13 @@ from typing import Any
 import pandas as pd
 
 from interp_sot.demo.config import DemoConfig
+from interp_sot.demo.findings import markdown_table as _table
 from interp_sot.experiments.dose import DoseResult
 from interp_sot.io import atomic_write_text
 from interp_sot.screening.pick import Pick, ranked_candidates
 
 SITE = "site"
 """The feature browser's folder in the run directory (written by ``run_demo``; the report links into it)."""
-
-
-def _table(frame: pd.DataFrame, floats: str = "{:.3g}") -> str:
-    """A markdown table (no tabulate dependency)."""
-    if frame.empty:
-        return "(none)\n"
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in frame.itertuples(index=False):  # keeps each column's type (iterrows would upcast ids to float)
-        cells = [floats.format(v) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _sae_quality(cfg: DemoConfig) -> str:
@@ -60,7 +49,17 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
                       dose: DoseResult, strengths: list[float], analysis: Any, timings: dict[str, float]
                       ) -> tuple[Path, Path | None]:
     from interp_sot.demo.figure import plot_demo, top_markers
-    from interp_sot.demo.findings import clean_examples, dose_section, outcome_rows, significance
+    from interp_sot.demo.findings import (
+        clean_examples,
+        dose_section,
+        graded_by_strength,
+        measurability,
+        mediation_section,
+        outcome_rows,
+        prompting_section,
+        significance,
+    )
+    from interp_sot.tasks.countdown.presets import get_preset
 
     behaviours = pd.read_csv(out / "steer" / "report" / "behaviours.csv")
     figure: Path | None = None
@@ -88,8 +87,12 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
                  *[m for m in markers if conditions is not None and m in conditions.columns]]
     matched = conditions is not None and len(conditions) and bool(conditions["matched"].iloc[0])
     total = sum(timings.values())
+    prompting = _csv(out / "analysis" / "prompting.csv")
+    mediation = _csv(out / "analysis" / "mediation.csv")
+    graded = graded_by_strength(out / "steer")
     parts = [
-        f"# interp-sot demo: {cfg.model}, layer {cfg.layer}\n",
+        f"# interp-sot demo: {cfg.model}, layer {cfg.layer}, task `{cfg.task}`\n",
+        measurability(analysis.accuracy, cfg),
         f"Total {total / 60:.1f} min: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ".\n",
         "![demo](demo.png)\n" if figure else "",
         "## 1. Statistics and screening\n",
@@ -107,14 +110,20 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
         "Top contexts (activating token marked):\n",
         "```\n" + "\n---\n".join(c.strip() for c in contexts[:5]) + "\n```\n",
         "## 3. Coherent range (dose)\n",
+        f"Tuned on {len(dose.problems)} held-out problems ({', '.join(p['problem_id'] for p in dose.problems[:3])}, "
+        f"...): none of them, by id or by task, is among the {cfg.n_problems} evaluation problems (checked).\n",
         dose_text,
         _table(dose_table),
         "## 4. Steering sweep\n",
-        f"{cfg.n_problems} Countdown problems x strengths {strengths} (s = added norm / median residual norm "
-        f"{dose.residual_norm:.1f}, along the feature's unit decoder direction). Sampling T={cfg.temperature}, "
-        f"top-p {cfg.top_p}, {cfg.max_new_tokens} new tokens, chat prompt. Accuracy (Wilson 95% CI; "
-        "`mde_vs_baseline`: the smallest accuracy gain over s = 0 detectable at α = 0.05 with 80% power):\n",
+        f"{cfg.n_problems} Countdown problems (task `{cfg.task}`: {get_preset(cfg.task).description}) x strengths "
+        f"{strengths} (s = added norm / median residual norm {dose.residual_norm:.1f}, along the feature's unit "
+        f"decoder direction). Sampling T={cfg.temperature}, top-p {cfg.top_p}, at most {cfg.max_new_tokens} new "
+        "tokens. Accuracy (Wilson 95% CI; `mde_vs_baseline`: the smallest accuracy gain over s = 0 detectable at "
+        "α = 0.05 with 80% power):\n",
         _table(acc),
+        "Graded outcomes (share of traces with an answer, with a valid expression using each number once, and the "
+        "mean |value - target| of valid answers):\n",
+        _table(graded) if graded is not None else "(none)\n",
         "Coherence guard (unsteered mean log-prob of the generated tokens, 95% CI; degenerate = repeated n-grams "
         "or symbol soup):\n",
         _table(coherence) if coherence is not None else "(not measured)\n",
@@ -128,7 +137,10 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
            f"table, each at {cfg.control_factor} x its max activation on {cfg.control_problems} problems:\n"),
         _table(conditions[[c for c in cond_cols if c in conditions.columns]]) if conditions is not None
         else "(none)\n",
-        "## 6. Every outcome, and what is significant\n",
+        "## 6. Prompting arm and the causal chain\n",
+        prompting_section(prompting, cfg),
+        mediation_section(mediation, cfg, max(strengths)),
+        "## 7. Every outcome, and what is significant\n",
         "Regressions with problem fixed effects and log trace length, SEs clustered by problem (the paper's form): "
         "each strength vs s = 0; SAE feature diversity (coverage / entropy within the screen's conversational "
         "features and the rest, re-encoded without steering) as a slope on s; the control contrast. `mde`: minimal "
@@ -136,15 +148,17 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
         _table(outcomes),
         significance(outcomes, analysis.skipped),
         "## Caveats\n",
-        "- SmolLM2-135M-Instruct is far too small to solve Countdown in a few hundred tokens: accuracy sits near 0 "
-        "at every strength, so this run demonstrates the pipeline and the behavioural effects of steering; the "
-        "paper's accuracy effect needs the GPU runbook (README) on DeepSeek-R1-Distill-Llama-8B.",
+        "- The task is the calibrated `arith2` preset, not the paper's Countdown (SmolLM2-135M solves none of the "
+        "paper's problems, so no accuracy effect could be measured there); the paper's setting needs the GPU "
+        "runbook (README) on DeepSeek-R1-Distill-Llama-8B." if cfg.task != "paper" else
+        "- The paper's task on a small model: see the first lines for whether accuracy can move at all.",
         "- The conversation ratio here comes from document labels (plays, game and chat dialogue vs documentation), "
         "not an LLM judge; pass `--judge` for a judge.",
         _skipped(analysis.skipped),
         f"- The largest strength adds {max(abs(x) for x in strengths):.0%} of the median residual norm, inside "
         "the coherent range; the paper's s = ±10 is in unpublished units (on SmolLM2 a literal ±10 breaks the text).",
-        "- Many contrasts are tested without correction: read single significant ones with care.\n",
+        "- Many contrasts are tested: trust those significant after Holm's correction; read the ones significant "
+        "only without correction as leads, not findings.\n",
     ]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(parts))

@@ -32,6 +32,8 @@ from interp_sot.experiments.coherence import Coherence, CoherenceConfig, score_t
 from interp_sot.io import atomic_path, atomic_write_json, atomic_write_text
 from interp_sot.steering.hook import SCOPES, SITES, Scope, Site
 from interp_sot.steering.strength_units import StrengthScale
+from interp_sot.tasks.countdown.presets import check_disjoint
+from interp_sot.tasks.countdown.problems import CountdownProblem
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +131,10 @@ class DoseResult:
     n_prompts: int
     table: list[dict[str, Any]]
     """Per candidate: strength, signed ratio, mean_logprob, sem, drop, degenerate_share, n, coherent."""
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    """The problems the dose prompts asked (``problem_id``, ``nums``, ``target``), in prompt order: the held-out
+    split the strengths were tuned on, which an evaluation must not share (``check_held_out``). Empty when the
+    prompts were plain text."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,16 +242,23 @@ def find_dose(
     *,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    problems: Sequence[CountdownProblem] | None = None,
 ) -> DoseResult:
     """Run the pre-sweep and return the coherent range; with ``out_dir`` also write ``dose.json``,
-    ``dose_traces.jsonl`` (every trace's score and text) and ``dose.png`` (skipped without matplotlib).
+    ``dose_traces.jsonl`` (every trace's score, text and ``problem_id``) and ``dose.png`` (skipped without
+    matplotlib).
 
     scale: the feature's direction per unit of s and the residual norm (``steering.strength_scale``).
+    problems: the problem each prompt asks (same order), recorded so the evaluation can be checked disjoint.
     """
     from tqdm.auto import tqdm
 
     cfg = config
+    if problems is not None and len(problems) != len(prompts):
+        raise ValueError(f"{len(problems)} problems for {len(prompts)} dose prompts: give one problem per prompt")
+    asked = dict(zip(prompts, problems, strict=True)) if problems is not None else {}
     prompts = _usable_prompts(model, tokenizer, prompts, cfg)
+    kept = [asked[p] for p in prompts] if problems is not None else []
     strengths = cfg.candidates(scale)
     rows = [(p, s) for p in range(len(prompts)) for s in strengths]  # prompt-major: similar lengths per batch
     direction = scale.direction.detach().to(torch.float32).cpu()
@@ -264,14 +277,16 @@ def find_dose(
     pos = coherent_limit(strengths, coherent, +1)
     neg = coherent_limit(strengths, coherent, -1)
     result = DoseResult(scale.feature, scale.units, cfg.tolerance, scale.residual_norm, scale.unit_norm, baseline,
-                        pos, neg, scale.ratio(pos), scale.ratio(neg), len(prompts), table)
+                        pos, neg, scale.ratio(pos), scale.ratio(neg), len(prompts), table,
+                        [{"problem_id": p.problem_id, "nums": list(p.nums), "target": p.target} for p in kept])
     logger.info("dose: coherent range s in [%.4g, %.4g] %s = [-%.3f, %.3f] of the median residual norm %.1f",
                 neg, pos, scale.units, result.negative_ratio, result.positive_ratio, scale.residual_norm)
     if out_dir is not None:
         out = Path(out_dir)
         atomic_write_json(out / "dose.json", {**result.to_dict(), "config": asdict(cfg)})
-        traces = [{"prompt_index": p, "strength": s, "completion": tokenizer.decode(c, skip_special_tokens=True),
-                   **sc._asdict()} for (p, s), c, sc in zip(rows, c_ids, scores, strict=True)]
+        traces = [{"prompt_index": p, "problem_id": kept[p].problem_id if kept else None, "strength": s,
+                   "completion": tokenizer.decode(c, skip_special_tokens=True), **sc._asdict()}
+                  for (p, s), c, sc in zip(rows, c_ids, scores, strict=True)]
         atomic_write_text(out / "dose_traces.jsonl", "".join(json.dumps(t) + "\n" for t in traces))
         plot_dose(result, out / "dose.png")
     return result
@@ -302,6 +317,14 @@ def plot_dose(result: DoseResult, path: str | Path) -> Path | None:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     return out
+
+
+def check_held_out(dose: DoseResult, evaluation: Sequence[CountdownProblem]) -> None:
+    """Refuse evaluation problems the dose was tuned on (same ``problem_id`` or same task): strengths chosen on
+    the problems they are judged on overstate the effect (AxBench picks the factor on held-out prompts)."""
+    tuned = [CountdownProblem(str(d["problem_id"]), tuple(int(n) for n in d["nums"]), int(d["target"]))
+             for d in dose.problems]
+    check_disjoint(evaluation, tuned, "dose problems")
 
 
 def auto_strengths(dose: DoseResult, n: int) -> list[float]:

@@ -80,6 +80,10 @@ class SweepRecord:
     batch_seed: int
     """The torch seed the row's batch was generated under."""
     batch_size: int
+    valid_expression: bool = False
+    """Graded outcome: the answer uses each given number as the rules ask, whatever its value."""
+    abs_error: float | None = None
+    """Graded outcome: |value - target| of a valid answer; None without one."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,10 +91,11 @@ class SweepRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepRecord:
         names = {f.name for f in fields(cls)}
-        missing = names - set(d)
+        graded = {"valid_expression", "abs_error"}  # records written before the graded outcomes existed lack them
+        missing = names - graded - set(d)
         if missing:
             raise ValueError(f"sweep record {d.get('key', '?')!r} lacks fields {sorted(missing)}")
-        return cls(**{k: d[k] for k in names})
+        return cls(**{k: d[k] for k in names if k in d})
 
 
 def direction_fingerprint(direction: Any) -> str:

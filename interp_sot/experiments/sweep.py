@@ -25,9 +25,11 @@ from typing import Any
 
 from interp_sot.experiments.records import FeatureId, RowSpec, SweepRecord, direction_fingerprint
 from interp_sot.io import append_jsonl, read_jsonl, truncate_torn_tail
+from interp_sot.steering.hook import Scope, Site
 from interp_sot.tasks.countdown.answers import ANSWER_RULES, AnswerRule
+from interp_sot.tasks.countdown.presets import TaskPreset, check_disjoint, get_preset
 from interp_sot.tasks.countdown.problems import CountdownProblem
-from interp_sot.tasks.countdown.prompts import PROMPT_STYLES, adds_special_tokens, build_prompt
+from interp_sot.tasks.countdown.prompts import PromptSpec, PromptStyle, adds_special_tokens, build_prompt
 from interp_sot.tasks.countdown.scoring import score_completion
 
 logger = logging.getLogger(__name__)
@@ -73,14 +75,19 @@ class SweepConfig:
     layer: int
     """Decoder layer whose residual stream is steered (paper: 15, i.e. sae-lens ``blocks.15.hook_resid_post``)."""
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    site: str = "resid_post"
+    site: Site = "resid_post"
     """``"resid_post"`` (output of ``layer``) or ``"resid_pre"`` (its input)."""
-    scope: str = "all"
+    scope: Scope = "all"
     """``"all"`` steers prompt and generated tokens (the paper: "every generation step"); ``"generated"`` only new ones."""
     layers_path: str | None = None
     """Dotted path of the decoder layer list for architectures ``steer`` does not recognise."""
-    prompt_style: str = "tinyzero"
-    """``"tinyzero"`` (TinyZero's base prompt) or ``"chat"`` (the tokenizer's chat template)."""
+    prompt_style: PromptStyle = "tinyzero"
+    """``"tinyzero"`` (TinyZero's base prompt), ``"chat"`` (the tokenizer's chat template) or ``"fewshot"``
+    (``shots`` then the question; ``tasks.countdown.presets``)."""
+    shots: tuple[CountdownProblem, ...] = ()
+    """Few-shot examples of the ``fewshot`` style; never among the problems run (checked before generating)."""
+    question_template: str | None = None
+    """The prompting arm's instruction: text with a ``{problem}`` field that replaces each question (None: none)."""
     batch_size: int = 16
     """Rows per ``generate`` call (mix of strengths/features/problems)."""
     boxed_fallback: bool = False
@@ -92,18 +99,36 @@ class SweepConfig:
     def __post_init__(self) -> None:
         if self.layer < 0:
             raise ValueError(f"layer must be >= 0, got {self.layer}")
-        if self.prompt_style not in PROMPT_STYLES:
-            raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
+        object.__setattr__(self, "shots", tuple(self.shots))
+        PromptSpec(self.prompt_style, self.shots, self.question_template)  # validates the three together
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.answer_rule not in ANSWER_RULES:
             raise ValueError(f"answer_rule must be one of {ANSWER_RULES}, got {self.answer_rule!r}")
+
+    @classmethod
+    def for_task(cls, task: TaskPreset | str, **fields: Any) -> SweepConfig:
+        """A config asking and scoring ``task`` (a preset or its name): its prompt style, shots, answer rule and stop
+        strings; ``fields`` give the rest (``layer``, ``generation``, ``batch_size`` ...). The preset's stop strings
+        replace the generation's."""
+        from dataclasses import replace
+
+        preset = get_preset(task) if isinstance(task, str) else task
+        generation = replace(fields.pop("generation", GenerationSettings()), stop_strings=preset.stop_strings)
+        return cls(generation=generation, prompt_style=preset.prompt_style, answer_rule=preset.answer_rule,
+                   shots=preset.shots, **fields)
+
+    @property
+    def prompt_spec(self) -> PromptSpec:
+        """What builds this sweep's prompts (``build_prompt`` accepts it as the style)."""
+        return PromptSpec(self.prompt_style, self.shots, self.question_template)
 
     def settings(self) -> dict[str, Any]:
         """What every record stores and a resumed run must match (``batch_size`` is stored separately)."""
         d = asdict(self)
         d.pop("batch_size")
         d["generation"]["stop_strings"] = list(self.generation.stop_strings)
+        d["shots"] = [shot.to_dict() for shot in self.shots]  # JSON's form, so a resumed run compares equal
         return d
 
 
@@ -175,7 +200,7 @@ def generate_batch(
         return_tensors="pt",
         padding=True,
         padding_side="left",
-        add_special_tokens=adds_special_tokens(config.prompt_style),  # type: ignore[arg-type]
+        add_special_tokens=adds_special_tokens(config.prompt_style),
     )
     device = next(model.parameters()).device
     enc = {k: v.to(device) for k, v in enc.items()}
@@ -188,8 +213,8 @@ def generate_batch(
             config.layer,
             directions,
             strength=strengths,
-            site=config.site,  # type: ignore[arg-type]
-            scope=config.scope,  # type: ignore[arg-type]
+            site=config.site,
+            scope=config.scope,
             layers_path=config.layers_path,
         ),
     ):
@@ -246,6 +271,7 @@ def run_rows(
     from tqdm.auto import tqdm
 
     keys = [r.key for r in rows]
+    check_disjoint(list({r.problem.problem_id: r.problem for r in rows}.values()), config.shots, "few-shot examples")
     if len(set(keys)) != len(keys):
         raise ValueError("rows are not unique (same feature, strength and problem twice)")
     missing = sorted({str(r.feature) for r in rows if r.feature not in directions})
@@ -280,7 +306,7 @@ def run_rows(
     batches = [b for b in all_batches if any(r.key not in done for r in b)]
     for batch in tqdm(batches, desc="sweep batches", disable=not progress):
         seed = _batch_seed(config.generation.seed, batch[0].key)
-        prompts = [build_prompt(r.problem, config.prompt_style, tokenizer) for r in batch]  # type: ignore[arg-type]
+        prompts = [build_prompt(r.problem, config.prompt_spec, tokenizer) for r in batch]
         direction_rows = torch.stack([dirs[r.feature] for r in batch])
         strengths = torch.tensor([r.strength for r in batch], dtype=torch.float32)
         t0 = time.perf_counter()
@@ -311,6 +337,8 @@ def run_rows(
                     settings=settings,
                     batch_seed=seed,
                     batch_size=config.batch_size,
+                    valid_expression=score.valid,
+                    abs_error=score.abs_error,
                 )
             )
         new_records = [rec for rec in new_records if rec.key not in done]

@@ -7,13 +7,52 @@ Each document's index in the stream is its sequence id, so ids stay stable acros
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+
+from interp_sot.errors import InterpSotError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Truncations:
+    """How many documents were cut to ``max_length`` tokens."""
+
+    documents: int = 0
+    """Documents longer than ``max_length`` (each cut to its first ``max_length`` tokens)."""
+
+
+_truncations: contextvars.ContextVar[Truncations | None] = contextvars.ContextVar("truncations", default=None)
+
+
+@contextlib.contextmanager
+def count_truncations() -> Iterator[Truncations]:
+    """Count the documents :func:`tokenize_documents` cuts to ``max_length`` while the block runs (a stage records
+    the count in its results: a 5 MB document silently cut to 1,024 tokens would be a lie by omission)."""
+    counter = Truncations()
+    token = _truncations.set(counter)
+    try:
+        yield counter
+    finally:
+        _truncations.reset(token)
+
+
+def _note_truncation(index: int, max_length: int, first: bool) -> None:
+    counter = _truncations.get()
+    if counter is not None:
+        counter.documents += 1
+    if first:  # logged once per pass; the total is in the counter (and the stats' info)
+        logger.info("corpus document %d is longer than max_length=%d tokens and is cut to it (logged once; the "
+                       "stats' info counts every cut document)", index, max_length)
 
 
 @dataclass(frozen=True)
@@ -51,13 +90,13 @@ def _parse(item: Any, index: int, text_field: str, metadata_fields: Sequence[str
         return item, {}
     if isinstance(item, Mapping):
         if text_field not in item:
-            raise ValueError(f"corpus document {index} has no field {text_field!r} (fields: {sorted(item)}); "
+            raise InterpSotError(f"corpus document {index} has no field {text_field!r} (fields: {sorted(item)}); "
                              "set text_field")
         meta = {name: item.get(name) for name in metadata_fields}
         content = item[text_field]
         ids = None if isinstance(content, str) else _as_ids(content)
         if not isinstance(content, str) and ids is None:
-            raise ValueError(f"corpus document {index}: field {text_field!r} holds {type(content).__name__}, "
+            raise InterpSotError(f"corpus document {index}: field {text_field!r} holds {type(content).__name__}, "
                              "not text or token ids")
         return (content if ids is None else ids), meta
     ids = _as_ids(item)
@@ -85,6 +124,7 @@ def tokenize_documents(
     """
     rank, world = shard
     bos = getattr(tokenizer, "bos_token_id", None)
+    cut = 0  # documents cut to max_length in this pass (the first one is logged)
     for index, item in zip(itertools.count(start), itertools.islice(corpus, start, None), strict=False):
         if index % world != rank:
             continue
@@ -92,7 +132,15 @@ def tokenize_documents(
         if isinstance(content, str):
             ids = tokenizer(content, add_special_tokens=add_special_tokens, truncation=True,
                             max_length=max_length)["input_ids"]
+            if len(ids) == max_length and len(tokenizer(content, add_special_tokens=add_special_tokens,
+                                                        truncation=True, max_length=max_length + 1)["input_ids"]
+                                              ) > max_length:  # only a document at the limit can have been cut
+                _note_truncation(index, max_length, first=not cut)
+                cut += 1
         else:
+            if len(content) > max_length:
+                _note_truncation(index, max_length, first=not cut)
+                cut += 1
             ids = content[:max_length]
         first = 1 if exclude_bos and ids and bos is not None and ids[0] == bos else 0
         if len(ids) > first:

@@ -8,6 +8,10 @@ from flagged documents.
 
 Stats are read duck-typed: ``topk_values``, ``topk_seq``, ``topk_pos`` of shape ``[d_sae, k]`` (tensors or arrays).
 A slot holds a context when its sequence id is >= 0 and its value is finite and > 0.
+
+A ratio over 3 judged contexts is weak evidence next to one over 50, so every ratio carries a Wilson interval over
+its judged contexts (:func:`ratio_interval`), and features are ranked by its lower bound
+(:func:`interp_sot.screening.screen.rank_order`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class RatioConfig:
     """Corrective re-asks per batch when the reply is not the requested JSON."""
     on_invalid: Literal["raise", "skip"] = "skip"
     """A batch that never yields valid JSON: abort, or leave its contexts unjudged (counted; a rerun retries)."""
+    confidence: float = 0.95
+    """Level of each ratio's Wilson interval over its judged contexts (``ratio_lo`` / ``ratio_hi``); the ranking
+    uses its lower bound."""
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -55,6 +62,8 @@ class RatioConfig:
             raise ValueError(f"RatioConfig.score_threshold must be in [0, 100], got {self.score_threshold}")
         if self.batch_size < 1 or self.retries < 0:
             raise ValueError("RatioConfig needs batch_size >= 1 and retries >= 0")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"RatioConfig.confidence must be in (0, 1), got {self.confidence}")
 
 
 class ConversationRatio(NamedTuple):
@@ -80,6 +89,25 @@ def as_numpy(x: Any) -> np.ndarray:
             x = x.float()
         return x.numpy()
     return np.asarray(x)
+
+
+def ratio_interval(ratio: np.ndarray, n_contexts: np.ndarray, confidence: float = RatioConfig.confidence
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)``, each ``[n]``: the Wilson interval of each ratio over its ``n_contexts`` judged contexts
+    (conversational count = ratio x n, rounded); NaN where nothing was judged. statsmodels' ``proportion_confint``,
+    the same Wilson interval as ``analysis.intervals.wilson_interval``."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    n = np.asarray(n_contexts, dtype=np.float64).reshape(-1)
+    r = np.asarray(ratio, dtype=np.float64).reshape(-1)
+    if r.shape != n.shape:
+        raise ValueError(f"ratio and n_contexts differ in length: {r.size} vs {n.size}")
+    ok = (n > 0) & np.isfinite(r)
+    low, high = np.full(n.shape, np.nan), np.full(n.shape, np.nan)
+    if ok.any():
+        lo, hi = proportion_confint(np.round(r[ok] * n[ok]), n[ok], alpha=1 - confidence, method="wilson")
+        low[ok], high[ok] = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+    return low, high
 
 
 def resolve_features(d_sae: int, features: Sequence[int] | np.ndarray | None) -> np.ndarray:

@@ -38,6 +38,7 @@ from interp_sot.screening.conversation_ratio import (
     as_numpy,
     ratio_from_judge,
     ratio_from_labels,
+    ratio_interval,
     top_contexts,
 )
 
@@ -93,8 +94,12 @@ def feature_table(
     stats: Any,
     ratio: ConversationRatio | None = None,
     labels: Mapping[int, str] | pd.Series | None = None,
+    confidence: float = RatioConfig.confidence,
 ) -> pd.DataFrame:
-    """One row per feature (index = feature id) with every screening column; no filtering yet."""
+    """One row per feature (index = feature id) with every screening column; no filtering yet.
+
+    ``conversation_ratio`` comes with ``ratio_lo`` / ``ratio_hi``, its Wilson interval at ``confidence`` over the
+    ``n_contexts`` judged contexts (NaN where none was judged)."""
     for name in ("fire_count", "act_sum", "max_act", "n_tokens"):
         if getattr(stats, name, None) is None:
             raise ValueError(f"stats lack {name!r}; pass a FeatureStats from interp_sot.features")
@@ -111,10 +116,13 @@ def feature_table(
     cols = feature_columns(n_tokens, fire, *(_vector(stats, name, d_sae) for name in
                                              ("act_sum", "max_act", "first_n_count", "onset_count")))
     features = np.arange(d_sae)
+    low, high = ratio_interval(conv, n_ctx, confidence)
     table = pd.DataFrame(
         {
             "feature": features,
             "conversation_ratio": conv,
+            "ratio_lo": low,
+            "ratio_hi": high,
             "n_contexts": n_ctx,
             "first_n_share": cols["first_n_share"],
             "onset_share": cols["onset_share"],
@@ -126,7 +134,7 @@ def feature_table(
         },
         index=pd.Index(features, name="feature_id"),
     )
-    table.insert(3, "ratio_percentile", table["conversation_ratio"].rank(pct=True, method="average") * 100)
+    table.insert(5, "ratio_percentile", table["conversation_ratio"].rank(pct=True, method="average") * 100)
     table["label"] = pd.Series(labels, dtype=object).reindex(features).to_numpy() if labels is not None else None
     table.attrs["first_n"] = int(getattr(stats, "first_n", 4))
     table.attrs["onset_n"] = int(getattr(stats, "onset_n", 4))
@@ -141,15 +149,32 @@ def _topk_share(stats: Any, d_sae: int, name: str, n: int) -> np.ndarray:
     return topk_onset_share(valid, as_numpy(getattr(stats, name)), n)
 
 
-def rank_order(table: pd.DataFrame, position_column: str = "onset_share") -> pd.DataFrame:
-    """``table`` best first: conversation ratio, then ``n_sources`` (if present), the position share,
-    ``n_contexts`` (if present) and max activation, all descending, then feature id.
+def with_ratio_interval(table: pd.DataFrame, confidence: float = RatioConfig.confidence) -> pd.DataFrame:
+    """``table`` with ``ratio_lo`` / ``ratio_hi`` (:func:`ratio_interval` over ``n_contexts``), computed only when
+    absent (tables saved before the interval existed); the table itself when present."""
+    if {"ratio_lo", "ratio_hi"} <= set(table.columns):
+        return table
+    for col in ("conversation_ratio", "n_contexts"):
+        if col not in table.columns:
+            raise ValueError(f"the screening table has no {col!r} column, so its ratio has no interval to rank by; "
+                             "build it with screening.screen")
+    low, high = ratio_interval(table["conversation_ratio"].to_numpy(dtype=float),
+                               table["n_contexts"].to_numpy(dtype=float), confidence)
+    return table.assign(ratio_lo=low, ratio_hi=high)
 
-    With document labels the ratio saturates at 1.0; the optional columns send ties to the more source-general and
-    better-evidenced feature.
+
+def rank_order(table: pd.DataFrame, position_column: str = "onset_share") -> pd.DataFrame:
+    """``table`` best first: the lower bound of the conversation ratio's Wilson interval (``ratio_lo``), then the
+    ratio itself, ``n_sources`` (if present), the position share, ``n_contexts`` and max activation, all
+    descending, then feature id. The one ordering of the screen's ``rank``, the pick and the browser.
+
+    Why the lower bound: a ratio of 1.0 over 2 judged contexts (lower bound 0.34) is weaker evidence than 0.9
+    over 50 (0.79); ranking by the point estimate put the former first. With document labels the ratio saturates
+    at 1.0; the later keys send ties to the more source-general and better-evidenced feature.
     """
-    keys = ["conversation_ratio", *(["n_sources"] if "n_sources" in table.columns else []), position_column,
-            *(["n_contexts"] if "n_contexts" in table.columns else []), "max_act", "feature"]
+    table = with_ratio_interval(table)
+    keys = ["ratio_lo", "conversation_ratio", *(["n_sources"] if "n_sources" in table.columns else []),
+            position_column, "n_contexts", "max_act", "feature"]
     return table.sort_values(keys, ascending=[k == "feature" for k in keys])
 
 
@@ -160,7 +185,7 @@ def apply_filter(table: pd.DataFrame, config: FilterConfig | None = None) -> pd.
     """
     config = config or FilterConfig()
     col = config.position_column
-    out = table.copy()
+    out = with_ratio_interval(table).copy()
     passes = (out["conversation_ratio"] > config.ratio_threshold) & (out[col] > config.position_threshold)
     out["passes_filter"] = passes.fillna(False).astype(bool)
     order = rank_order(out[out["passes_filter"]], col)
@@ -204,7 +229,7 @@ def screen(
         ratio = ratio_from_labels(stats, doc_labels, features=features, k=ratio_config.k)
     else:
         raise ValueError("screen needs a judge (with render) or per-document labels (doc_labels) for the ratio")
-    table = apply_filter(feature_table(stats, ratio, labels), filter_config)
+    table = apply_filter(feature_table(stats, ratio, labels, ratio_config.confidence), filter_config)
     if work_dir is not None:
         save_table(table, work_dir)
     return table

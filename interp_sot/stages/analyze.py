@@ -6,8 +6,14 @@ directory's records it computes the heuristic behaviour markers and joins the LL
 holds them (``behaviours.jsonl``). Writes into its directory: ``accuracy_by_strength.csv`` (Wilson intervals),
 ``regression.csv`` (each outcome on strength indicators vs the baseline, problem FE, log trace length, SEs
 clustered by problem), ``mediation.csv`` (baseline -> treated through the mediators, three scales),
-``controls_regression.csv`` (conversational vs non-conversational controls), ``analysis.png`` and
-``summary.json``.
+``controls_regression.csv`` (conversational vs non-conversational controls), ``steerability.csv`` (per-problem
+anti-steerable fraction, :mod:`interp_sot.analysis.steerability`), ``analysis.png`` and ``summary.json``.
+
+Every table with a ``p`` column also carries Holm's ``p_holm`` and Benjamini–Hochberg's ``q_bh``
+(:mod:`interp_sot.analysis.multiple_testing`). Families: ``regression.csv``: all strength-vs-baseline terms of
+all outcomes (not the log-length control); ``controls_regression.csv``: the ``conversational`` term of all
+outcomes; ``mediation.csv``: all effects of one ``scale``; ``diversity_regression.csv``: all its slopes.
+``summary.json`` counts significant contrasts per family before and after correction (``significance``).
 """
 
 from __future__ import annotations
@@ -20,18 +26,22 @@ from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
+from interp_sot.analysis.conditions import prompting_contrast
 from interp_sot.analysis.fixed_effects import MissingPolicy
 from interp_sot.analysis.measures import accuracy_mde, add_mde
 from interp_sot.analysis.mediation import MediationConfig
+from interp_sot.analysis.multiple_testing import add_corrections, significance_summary
+from interp_sot.analysis.steerability import steerability_table
 from interp_sot.analysis.steering_effects import (
     SweepColumns,
     accuracy_by_strength,
     controls_regression,
+    is_strength_term,
     strength_label,
     strength_mediation,
     strength_regressions,
 )
-from interp_sot.analysis.sweep_table import COGNITIVE_BEHAVIOURS, is_sweep_traces
+from interp_sot.analysis.sweep_table import COGNITIVE_BEHAVIOURS, TASK_PREFIX, is_sweep_traces
 from interp_sot.analysis.traces import load_run_table
 from interp_sot.io import atomic_write_json, write_frame
 from interp_sot.stages.analyze_measures import measure_tables
@@ -101,16 +111,20 @@ class AnalyzeResult(NamedTuple):
 
 def _fit_each(outcomes: Sequence[str], fit: Callable[[str], pd.DataFrame], prefix: str, skipped: dict[str, str],
               frame: pd.DataFrame, config: AnalyzeConfig, what: str) -> pd.DataFrame:
-    """``fit(y)`` per outcome, concatenated with an ``outcome`` column; unfittable ones skipped if configured."""
+    """``fit(y)`` per outcome, concatenated with an ``outcome`` column; unfittable ones skipped if configured.
+
+    The graded task outcomes (``task.*``) are added to every run, not asked for, so one that cannot be fitted (all
+    answers invalid, say) is always listed under ``skipped`` with the reason instead of failing the analysis."""
     tabs = []
     for y in outcomes:
-        if config.on_unfittable == "skip" and pd.to_numeric(frame[y], errors="coerce").nunique(dropna=True) <= 1:
-            skipped[prefix + y] = f"constant over the {what}"
+        lenient = config.on_unfittable == "skip" or y.startswith(TASK_PREFIX)
+        if lenient and pd.to_numeric(frame[y], errors="coerce").nunique(dropna=True) <= 1:
+            skipped[prefix + y] = f"constant (or missing) over the {what}"
             continue
         try:
             tab = fit(y)
         except ValueError as err:
-            if config.on_unfittable == "error":
+            if not lenient:
                 raise
             logger.warning("%s%s not fitted: %s", prefix, y, err)
             skipped[prefix + y] = str(err)
@@ -119,6 +133,16 @@ def _fit_each(outcomes: Sequence[str], fit: Callable[[str], pd.DataFrame], prefi
             tab.insert(0, "outcome", y)
         tabs.append(tab)
     return pd.concat(tabs, ignore_index=True) if tabs else pd.DataFrame()
+
+
+SUBSET_OUTCOMES = (TASK_PREFIX + "abs_error",)
+"""Outcomes defined on a subset of traces by construction (the error of a *valid* answer): fitted on the traces
+that have them (``missing="drop"``) whatever ``AnalyzeConfig.missing`` says, which is a comparison among valid
+answers, so read it together with ``task.valid_expression``."""
+
+
+def _missing_policy(outcome: str, config: AnalyzeConfig) -> MissingPolicy:
+    return "drop" if outcome in SUBSET_OUTCOMES else config.missing
 
 
 def _outcomes(sweep: pd.DataFrame, run_outcomes: list[str], config: AnalyzeConfig) -> list[str]:
@@ -138,19 +162,25 @@ def analyze_stage(
     controls: str | Path | None = None,
     inputs: Mapping[str, Any] | None = None,
     screen: str | Path | None = None,
+    prompted: str | Path | None = None,
 ) -> AnalyzeResult:
     """Fit and write every table of the analysis (see the module docstring) into ``out``.
 
     ``screen``: a screen run (or its table) whose feature sets the diversity outcome is measured in; the
-    measure stage's sidecars in the runs add coherence and diversity tables (``stages.analyze_measures``)."""
+    measure stage's sidecars in the runs add coherence and diversity tables (``stages.analyze_measures``).
+    ``prompted``: the prompting arm's run (``stages.prompted``), shown as condition ``prompted`` and contrasted with
+    the sweep's s = 0 rows on the same problems in ``prompting.csv``."""
     out = Path(out)
-    begin_stage(out, STAGE, config, {"sweep": str(sweep), "controls": None if controls is None else str(controls),
-                                     **({"screen": str(screen)} if screen is not None else {}), **(inputs or {})})
-    for source, what in ((sweep, "--sweep"), (controls, "--controls")):
-        if source is not None:
+    for source, what in ((sweep, "--sweep"), (controls, "--controls"), (screen, "--screen"), (prompted, "--prompted")):
+        if source is not None and not Path(source).exists():  # a typo must not claim `out` (stage.json) first
+            raise FileNotFoundError(f"{what} {source}: table not found (no such file or run directory)")
+        if source is not None and what != "--screen":
             require_complete(source, what)
     cols = SweepColumns(cluster=config.cluster)
     table = load_run_table(sweep)
+    begin_stage(out, STAGE, config, {"sweep": str(sweep), "controls": None if controls is None else str(controls),
+                                     **({"screen": str(screen)} if screen is not None else {}),
+                                     **({"prompted": str(prompted)} if prompted is not None else {}), **(inputs or {})})
     frame = table.frame
     behaviours = _outcomes(frame, table.outcomes, config)
     mediators = list(config.mediators) if config.mediators is not None else [
@@ -163,18 +193,33 @@ def analyze_stage(
     files["accuracy"] = "accuracy_by_strength.csv"
     reg = _fit_each(["correct", *behaviours], lambda y: strength_regressions(
         frame, [y], cols=cols, baseline=config.baseline, length_control=config.length_control,
-        missing=config.missing), "", skipped, frame, config, "sweep")
-    reg = add_mde(reg) if len(reg) else reg
+        missing=_missing_policy(y, config)), "", skipped, frame, config, "sweep")
+    reg = add_corrections(add_mde(reg), rows=reg["term"].map(is_strength_term)) if len(reg) else reg
     write_frame(reg, out / "regression.csv")
     files["regression"] = "regression.csv"
+    steer = steerability_table(frame, [y for y in ["correct", *behaviours] if y in frame.columns], cols=cols,
+                               baseline=config.baseline)
+    write_frame(steer, out / "steerability.csv")
+    files["steerability"] = "steerability.csv"
 
     med = None
+    constant = [m for m in mediators if m in frame.columns and pd.to_numeric(
+        frame.loc[frame[cols.strength].isin([config.baseline, config.treated]), m], errors="coerce").nunique() <= 1]
+    if constant:  # its paths a and b are not identified: say so instead of a table of NaN
+        why = (f"mediator(s) {constant} constant over the baseline ({config.baseline:g}) and treated "
+               f"({config.treated:g}) traces: the mediation is not identified and was not fitted")
+        if config.on_unfittable == "error":
+            raise ValueError(why)
+        logger.warning("%s", why)
+        skipped["mediation"] = why
+        mediators = []
     if mediators:
         med = pd.concat([strength_mediation(
             frame, mediators, cols=cols, baseline=config.baseline, treated=config.treated,
             length_control=config.length_control, missing=config.missing,
             config=MediationConfig(n_boot=config.bootstrap, seed=config.seed, scale=scale))
             for scale in ("raw", "std_all", "std_nox")], ignore_index=True)
+        med = add_corrections(med, family="scale")
         write_frame(med, out / "mediation.csv")
         files["mediation"] = "mediation.csv"
     else:
@@ -186,15 +231,29 @@ def analyze_stage(
         wanted = (["correct", *[b for b in behaviours if b in ctrl.columns]] if config.control_outcomes is None
                   else list(config.control_outcomes))
         ctrl_tab = _fit_each(wanted, lambda y: controls_regression(
-            ctrl, y, cols=cols, length_control=config.length_control, missing=config.missing),
+            ctrl, y, cols=cols, length_control=config.length_control, missing=_missing_policy(y, config)),
             "controls:", skipped, ctrl, config, "control runs")
-        ctrl_tab = add_mde(ctrl_tab) if len(ctrl_tab) else ctrl_tab
+        ctrl_tab = (add_corrections(add_mde(ctrl_tab), rows=ctrl_tab["term"] == "conversational") if len(ctrl_tab)
+                    else ctrl_tab)
         write_frame(ctrl_tab, out / "controls_regression.csv")
         files["controls_regression"] = "controls_regression.csv"
 
+    prompted_frame: pd.DataFrame | None = None
+    prompting: pd.DataFrame | None = None
+    if prompted is not None:
+        arm = prompted_frame = load_run_table(prompted).frame
+        base = frame[frame[cols.strength] == config.baseline]
+        prompting = _fit_each([y for y in ["correct", *behaviours] if y in arm.columns],
+                              lambda y: prompting_contrast(base, arm, y, length_control=config.length_control),
+                              "prompted:", skipped, pd.concat([base, arm]), config, "prompted and s = 0 rows")
+        if len(prompting):
+            prompting = add_corrections(add_mde(prompting), rows=prompting["term"] == "prompted")
+        write_frame(prompting, out / "prompting.csv")
+        files["prompting"] = "prompting.csv"
     measured, measure_summary, measure_skipped = measure_tables(
         frame, sweep, out, cols=cols, length_control=config.length_control, controls=controls,
-        control_frame=ctrl if controls is not None else None, screen=screen, outcomes=behaviours)
+        control_frame=ctrl if controls is not None else None, screen=screen, outcomes=behaviours,
+        prompted=prompted, prompted_frame=prompted_frame)
     files.update(measured)
     skipped.update(measure_skipped)
 
@@ -203,11 +262,16 @@ def analyze_stage(
 
         plot_analysis(acc, reg, strength_label(config.treated), out / "analysis.png")
         files["plot"] = "analysis.png"
+    significance = {**measure_summary.get("significance", {}), **{  # counts per family, before / after correction
+        name: significance_summary(tab)._asdict() for name, tab in
+        (("regression", reg), ("controls_regression", ctrl_tab), ("mediation", med),
+         ("prompting", prompting))
+        if tab is not None and "p_holm" in tab.columns}}
     summary = {"sweep": str(sweep), "controls": None if controls is None else str(controls), "rows": len(frame),
                "baseline": config.baseline, "treated": config.treated, "outcomes": ["correct", *behaviours],
                "mediators": mediators, "bootstrap": config.bootstrap, "seed": config.seed,
                "length_control": config.length_control, "cluster": cols.cluster_col, "files": files,
-               "skipped": skipped, **measure_summary}
+               "skipped": skipped, **measure_summary, "significance": significance}
     atomic_write_json(out / "summary.json", summary)
     finish_stage(out, STAGE, [*files.values(), "summary.json"], {"rows": len(frame), "skipped": len(skipped)})
     logger.info("wrote %s to %s", ", ".join(files.values()), out)

@@ -5,9 +5,10 @@
 - ``diversity_regression.csv``: coverage and entropy within feature sets (the screen's conversational set,
   ratio > 0.5, and its complement; the judge's personality / expertise categories when the screen has them),
   each regressed on strength with problem fixed effects and log trace length, SEs clustered by problem, with
-  the minimal detectable effect at α = 0.05 and 80% power;
+  the minimal detectable effect at α = 0.05 and 80% power, and Holm's ``p_holm`` / Benjamini–Hochberg's ``q_bh``
+  over one family: all slopes of the table (every feature set x coverage / entropy);
 - ``conditions.csv``: picked feature, random conversational and random non-conversational controls side by side
-  (at equal added-vector norms when the controls were matched).
+  (at equal added-vector norms when the controls were matched), and the prompting arm (condition ``prompted``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 
 from interp_sot.analysis.conditions import condition_table
 from interp_sot.analysis.measures import coherence_by_strength, join_coherence, join_diversity, slope_regressions
+from interp_sot.analysis.multiple_testing import add_corrections, significance_summary
 from interp_sot.analysis.steering_effects import SweepColumns
 from interp_sot.analysis.sweep_table import resolve_run_path
 from interp_sot.experiments.trace_features import feature_sets
@@ -61,6 +63,8 @@ def measure_tables(
     control_frame: pd.DataFrame | None = None,
     screen: str | Path | None = None,
     outcomes: Sequence[str] = (),
+    prompted: str | Path | None = None,
+    prompted_frame: pd.DataFrame | None = None,
 ) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
     """Write the tables above that the runs hold inputs for; -> (files, summary entries, skipped outcomes)."""
     files: dict[str, str] = {}
@@ -79,11 +83,24 @@ def measure_tables(
         if div_cols:
             div, why = slope_regressions(frame, div_cols, cols=cols, length_control=length_control)
             skipped.update({f"diversity:{k}": v for k, v in why.items()})
+            if len(div):
+                div = add_corrections(div)
+                summary["significance"] = {"diversity_regression": significance_summary(div)._asdict()}
             write_frame(div, out / "diversity_regression.csv")
             files["diversity_regression"] = "diversity_regression.csv"
             summary["diversity"] = div.to_dict(orient="records") if len(div) else []
         else:
             logger.info("%s has no trace_features.jsonl: no diversity outcome (run the measure stage)", run)
+    if prompted is not None and prompted_frame is not None:
+        prun = run_dir_of(prompted)
+        require_measured_completely(prun)
+        prompted_frame = join_coherence(prompted_frame, prun)
+    if prompted_frame is not None and (controls is None or control_frame is None):  # the arm without controls
+        shown = [y for y in ("coherence_logprob", *outcomes) if y in frame.columns]
+        cond = condition_table(frame, None, picked_units=read_units(run), control_units=None, outcomes=shown,
+                               prompted=prompted_frame)
+        write_frame(cond, out / "conditions.csv")
+        files["conditions"] = "conditions.csv"
     if controls is not None and control_frame is not None:
         crun = run_dir_of(controls)
         require_measured_completely(crun)
@@ -96,7 +113,7 @@ def measure_tables(
             return files, summary, skipped  # plain tables: no per-feature conditions to line up
         shown = [y for y in ("coherence_logprob", *outcomes) if y in frame.columns]
         cond = condition_table(frame, control_frame, picked_units=read_units(run), control_units=read_units(crun),
-                               outcomes=shown)
+                               outcomes=shown, prompted=prompted_frame)
         write_frame(cond, out / "conditions.csv")
         files["conditions"] = "conditions.csv"
         summary["conditions_matched"] = bool(cond["matched"].iloc[0]) if len(cond) else False

@@ -24,6 +24,8 @@ from interp_sot.experiments.sweep import SweepConfig
 from interp_sot.io import atomic_write_json
 from interp_sot.screening.controls import control_strength, sample_controls
 from interp_sot.screening.groups import CONTROL_GROUPS
+from interp_sot.stages.bounds import check_prompts_fit, context_length
+from interp_sot.stages.identity import object_inputs
 from interp_sot.stages.rundir import begin_stage
 from interp_sot.stages.steer import (
     PROBLEMS_FILE,
@@ -147,6 +149,9 @@ def controls_stage(
     if config.mode == "matched":
         check_unit_norm(directions)
     out = Path(out)
+    check_prompts_fit(problems, sweep.prompt_spec,
+                      tokenizer, context_length(model))  # before anything is claimed or generated
+    inputs = object_inputs(model) if inputs is None else inputs  # the Python API is as strict as the CLI
     shard = process_shard()  # under torchrun rank 0 alone claims and writes `out`; every rank runs its batches
     judge = make_coding_judge(coding, judge) if shard.is_main else None
     if shard.is_main:

@@ -13,29 +13,12 @@ import importlib.metadata
 from pathlib import Path
 from typing import Any
 
+from interp_sot.errors import InterpSotError, shorten
 from interp_sot.hub import looks_like_path
+from interp_sot.io import FULL_HASH_BYTES, file_digest
 
-FULL_HASH_BYTES = 64 << 20
-"""Files up to this size are hashed whole; larger ones by size + first and last MiB."""
-_EDGE = 1 << 20
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file (whole up to ``FULL_HASH_BYTES``, else size + first and last MiB)."""
-    path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        if size <= FULL_HASH_BYTES:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        else:
-            h.update(f"size={size}".encode())
-            h.update(fh.read(_EDGE))
-            fh.seek(size - _EDGE)
-            h.update(fh.read(_EDGE))
-    return h.hexdigest()
-
+__all__ = ["FULL_HASH_BYTES", "file_digest", "folder_digest", "model_identity", "path_identity", "sae_identity",
+           "source_identity"]
 
 def folder_digest(path: str | Path, exclude: tuple[str, ...] = ()) -> str:
     """sha256 over every file's relative path and :func:`file_digest` (hidden files and ``exclude`` dirs skipped)."""
@@ -57,7 +40,7 @@ def path_identity(path: str | Path) -> dict[str, Any]:
         return {"name": p.name, "sha256": file_digest(p)}
     if p.is_dir():
         return {"name": p.name, "sha256": folder_digest(p, exclude=("checkpoint",))}
-    raise FileNotFoundError(f"{path}: no such file or folder")
+    raise FileNotFoundError(f"{shorten(path)}: no such file or folder")
 
 
 def source_identity(spec: str | Path, split: str | None = None) -> dict[str, Any]:
@@ -96,3 +79,70 @@ def sae_identity(spec: str | Path | None, sae_id: str | None = None) -> dict[str
 def _local(spec: str | Path) -> bool:
     """Model and SAE names: a local path if it exists or is written like one (hub ids like ``gpt2`` have no slash)."""
     return isinstance(spec, Path) or Path(spec).expanduser().exists() or str(spec).startswith((".", "/", "~"))
+
+
+# -- identities of objects a Python caller passes (the stage API computes them when no ``inputs`` are given) ----
+
+SAMPLE_ELEMENTS = 4096
+"""Elements hashed from each end of every tensor of a model or SAE object (its weights are not on disk here)."""
+
+
+def tensors_digest(named: Any) -> str:
+    """sha256 over every ``(name, tensor)``'s name, shape, dtype and its first and last ``SAMPLE_ELEMENTS`` values:
+    milliseconds on an 8B model, and different for any other checkpoint (fine-tunes change every tensor)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in named:
+        flat = t.detach().reshape(-1)
+        h.update(f"{name}\0{tuple(t.shape)}\0{t.dtype}\0".encode())
+        for part in (flat[:SAMPLE_ELEMENTS], flat[-SAMPLE_ELEMENTS:]):
+            h.update(part.to("cpu", torch.float32).numpy().tobytes())
+    return h.hexdigest()
+
+
+def model_object_identity(model: Any) -> dict[str, Any]:
+    """A loaded model: its config's name and a sampled digest of its weights."""
+    config = getattr(model, "config", None)
+    return {"name": getattr(config, "name_or_path", None) or type(model).__name__,
+            "weights": tensors_digest(model.named_parameters())}
+
+
+def sae_object_identity(sae: Any) -> dict[str, Any] | None:
+    """A loaded SAE (or a bare decoder matrix): a sampled digest of its tensors; None for no SAE."""
+    if sae is None:
+        return None
+    if hasattr(sae, "state_dict"):
+        return {"weights": tensors_digest(sorted(sae.state_dict().items()))}
+    return {"weights": tensors_digest([("W_dec", sae)])}
+
+
+def corpus_object_identity(corpus: Any) -> dict[str, Any]:
+    """A corpus object's identity: its own ``identity()`` (``open_corpus`` of a JSONL file), a ``datasets``
+    fingerprint, or the content hash of an in-memory list. A one-pass iterator cannot be fingerprinted without
+    consuming it: :class:`InterpSotError` asks for ``inputs`` instead of resuming another corpus's statistics."""
+    import json
+
+    if hasattr(corpus, "identity") and callable(corpus.identity):
+        return dict(corpus.identity())
+    fingerprint = getattr(corpus, "_fingerprint", None)
+    if isinstance(fingerprint, str):
+        return {"datasets_fingerprint": fingerprint}
+    if isinstance(corpus, (list, tuple)):
+        payload = json.dumps(list(corpus), sort_keys=True, default=repr).encode()
+        return {"n": len(corpus), "sha256": hashlib.sha256(payload).hexdigest()}
+    raise InterpSotError(
+        f"the corpus is a {type(corpus).__name__} that can be read only once, so its content cannot be identified: "
+        "pass inputs={'corpus': source_identity(PATH)} (interp_sot.stages.identity), a list, or open_corpus(PATH)")
+
+
+def object_inputs(model: Any, sae: Any = None, corpus: Any = None, **named: Any) -> dict[str, Any]:
+    """The ``inputs`` a stage records when its caller gives none: model and SAE objects by sampled weight digests,
+    the corpus by :func:`corpus_object_identity`. So the Python API refuses a rerun with other inputs exactly as
+    the command line does (with other identities than the command line records: mixing the two is refused too)."""
+    inputs: dict[str, Any] = {"model": model_object_identity(model), **named}
+    if sae is not None:
+        inputs["sae"] = sae_object_identity(sae)
+    if corpus is not None:
+        inputs["corpus"] = corpus_object_identity(corpus)
+    return inputs

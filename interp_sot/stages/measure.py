@@ -22,12 +22,13 @@ import torch
 
 from interp_sot.analysis.measures import COHERENCE_FILE, FEATURES_FILE
 from interp_sot.analysis.sweep_table import RECORD_FILES
+from interp_sot.errors import InterpSotError, shorten
 from interp_sot.experiments.coherence import CoherenceConfig, score_traces
 from interp_sot.experiments.records import SweepRecord
 from interp_sot.experiments.trace_features import SparseTotals, Stream, trace_feature_totals
 from interp_sot.io import append_jsonl, read_jsonl, truncate_torn_tail
-from interp_sot.stages.identity import file_digest
-from interp_sot.stages.rundir import begin_stage, finish_stage, is_complete, require_complete
+from interp_sot.stages.identity import file_digest, object_inputs
+from interp_sot.stages.rundir import begin_stage, check_identity, finish_stage, is_complete, require_complete
 from interp_sot.tasks.countdown.prompts import adds_special_tokens
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class MeasureResult(NamedTuple):
 
 
 def records_file(run_dir: Path) -> Path:
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{shorten(run_dir)}: no such run directory (measure a finished steer or controls run)")
     for name in RECORD_FILES:
         if (run_dir / name).is_file():
             return run_dir / name
@@ -140,6 +143,38 @@ def _d_sae(sae: Any) -> int:
     return int(w.shape[0])
 
 
+def _identity_inputs(source: Path, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    return {"records": {"file": source.name, "sha256": file_digest(source)}, **inputs}
+
+
+def check_measure(run: str | Path, config: MeasureConfig, inputs: Mapping[str, Any]) -> bool:
+    """Everything about a measure that is known before the model loads: ``run`` is a finished steer / controls run
+    with records, and its ``measures/`` folder is free and holds no measure made with other settings or inputs
+    (claimed, nothing written). True when it holds this measure (a resume)."""
+    run = Path(run)
+    source = records_file(run)
+    require_complete(run, "the measured run")
+    return check_identity(run / MEASURES_DIR, STAGE, config, _identity_inputs(source, inputs))
+
+
+def _check_context(tokenizer: Any, model: Any, records: Sequence[SweepRecord]) -> None:
+    """Refuse (naming the first record and its length) a trace whose prompt + completion exceed the model's context:
+    scoring it would read positions the model never saw. Before any scoring, so nothing is half measured."""
+    from interp_sot.stages.bounds import context_length
+
+    limit = context_length(model)
+    if limit is None or not records:
+        return
+    prompts, completions = _token_ids(tokenizer, records)
+    lengths = [len(p) + len(c) for p, c in zip(prompts, completions, strict=True)]
+    bad = [i for i, n in enumerate(lengths) if n > limit]
+    if bad:
+        r = records[bad[0]]
+        raise InterpSotError(f"trace {shorten(r.key, 120)} is {lengths[bad[0]]:,} tokens (prompt + completion), "
+                             f"longer than the model's context of {limit:,} tokens ({len(bad)} of {len(records)} "
+                             "traces are): it cannot be scored by this model")
+
+
 def measure_stage(
     model: Any,
     tokenizer: Any,
@@ -155,22 +190,26 @@ def measure_stage(
     """Measure every trace of the finished run ``run`` that has no measure yet (see the module docstring).
 
     ``sae``: needed when ``config.diversity``; ``chunk``: traces per appended block (resume granularity).
+    ``inputs``: the model's (and SAE's) identity; computed from the objects when not given. A trace longer than the
+    model's context is refused before anything is scored.
     """
     from tqdm.auto import tqdm
 
     run = Path(run)
-    require_complete(run, "the measured run")
-    source = records_file(run)
     if config.diversity and sae is None:
         raise ValueError("MeasureConfig.diversity needs the SAE (or set diversity=False)")
+    if inputs is None:
+        inputs = object_inputs(model, sae if config.diversity else None)
+    check_measure(run, config, inputs)
+    source = records_file(run)
+    records = [SweepRecord.from_dict(d) for d in read_jsonl(source)]
     out = run / MEASURES_DIR
-    resuming = begin_stage(out, STAGE, config, {"records": {"file": source.name, "sha256": file_digest(source)},
-                                                **(inputs or {})})
+    resuming = begin_stage(out, STAGE, config, _identity_inputs(source, inputs))
     coh_path, feat_path = run / COHERENCE_FILE, run / FEATURES_FILE
     files = [coh_path, *([feat_path] if config.diversity else [])]
-    records = [SweepRecord.from_dict(d) for d in read_jsonl(source)]
     if resuming and is_complete(out, STAGE):
         return MeasureResult(run, len(records), files)
+    _check_context(tokenizer, model, records)
     done_coh = _done_keys(coh_path)
     done_feat = _done_keys(feat_path) if config.diversity else {r.key for r in records}
     todo = [r for r in records if r.key not in done_coh or r.key not in done_feat]

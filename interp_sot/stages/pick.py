@@ -35,7 +35,7 @@ class PickConfig:
     min_contexts: int = 20
     """A feature needs this many judged top contexts (small corpora give many ratios of 1.0 from 3 contexts)."""
     position_column: str = "onset_share"
-    """The position share that breaks ties after the ratio (the filter's column)."""
+    """The position share that breaks ties after the ratio's lower bound and the ratio (the filter's column)."""
     n_examples: int = 8
     """Top contexts of the picked feature rendered into ``pick.json``."""
 
@@ -70,7 +70,8 @@ def pick_stage(
         texts = [stats.contexts.render(int(s), int(p), before=24, after=4, tokenizer=tokenizer)
                  for s, p, ok in zip(seq[0], pos[0], valid[0], strict=True) if ok]
     atomic_write_json(out / PICK_FILE, {**pick._asdict(), "top_contexts": texts, "min_contexts": config.min_contexts})
-    logger.info("picked feature %d (ratio %.2f, onset share %.2f, %d contexts; %d candidates)", pick.feature,
-                pick.conversation_ratio, pick.position_share, pick.n_contexts, pick.n_candidates)
+    logger.info("picked feature %d (ratio %.2f, Wilson lower bound %.2f, onset share %.2f, %d contexts; %d "
+                "candidates)", pick.feature, pick.conversation_ratio, pick.ratio_lo, pick.position_share,
+                pick.n_contexts, pick.n_candidates)
     finish_stage(out, STAGE, [PICK_FILE], {"feature": pick.feature})
     return PickResult(pick, texts)

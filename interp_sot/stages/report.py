@@ -4,6 +4,11 @@ Reads: the run's records (``steer``/``controls`` stage) and its LLM-judge coding
 directory: ``summary.md`` (accuracy per strength with Wilson and problem-bootstrap intervals, behaviour rates,
 the control comparison), the tables ``accuracy``, ``behaviours``, ``controls``, ``controls_regression`` and
 ``traces`` (CSV + parquet) and ``accuracy.png``. Every number comes from :mod:`interp_sot.analysis`.
+
+The control regression is this report's one family of tested contrasts: its ``conversational`` term (the
+log-length control is not a tested hypothesis). It carries Holm's ``p_holm`` and Benjamini–Hochberg's ``q_bh``
+(:mod:`interp_sot.analysis.multiple_testing`; with one contrast both equal ``p``), and the summary counts
+significance before and after correction, as every contrast table of the ``analyze`` stage does.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from interp_sot.analysis.measures import coherence_by_strength, join_coherence
+from interp_sot.analysis.multiple_testing import significance_summary
 from interp_sot.analysis.traces import (
     ControlComparison,
     accuracy_table,
@@ -124,13 +130,15 @@ def summary_markdown(
                 "",
                 "Linear probability model, problem fixed effects, SEs clustered by problem:",
                 "",
-                "| term | coef | se | p | 95% CI |",
-                "|---|---:|---:|---:|---|",
+                "| term | coef | se | p | p (Holm) | q (BH) | 95% CI |",
+                "|---|---:|---:|---:|---:|---:|---|",
             ]
             for r in ctrl.regression.itertuples():
                 lines.append(
-                    f"| {r.term} | {r.coef:.4f} | {r.se:.4f} | {r.p:.3g} | [{r.ci_low:.4f}, {r.ci_high:.4f}] |"
+                    f"| {r.term} | {r.coef:.4f} | {r.se:.4f} | {r.p:.3g} | {_fmt(r.p_holm, False)} | "
+                    f"{_fmt(r.q_bh, False)} | [{r.ci_low:.4f}, {r.ci_high:.4f}] |"
                 )
+            lines += ["", significance_summary(ctrl.regression).sentence()]
     return "\n".join(lines) + "\n"
 
 

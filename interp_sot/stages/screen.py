@@ -33,7 +33,7 @@ from interp_sot.judging.prompts.template import PromptTemplate
 from interp_sot.screening.conversation_ratio import RatioConfig
 from interp_sot.screening.pick import source_counts
 from interp_sot.screening.score_store import ScoreStore
-from interp_sot.screening.screen import SCORES_FILE, FilterConfig, save_table, screen
+from interp_sot.screening.screen import SCORES_FILE, FilterConfig, apply_filter, save_table, screen
 from interp_sot.stages.rundir import begin_stage, finish_stage
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def screen_stage(
     if getattr(stats, "contexts", None) is store:
         try:
             table["n_sources"] = source_counts(stats, config.source_field, config.ratio.k)
+            table = apply_filter(table, config.filter)  # re-rank: n_sources is a key of the one ranking order
         except KeyError:
             logger.info("the corpus has no %r field: the pick cannot prefer source-general features",
                         config.source_field)

@@ -9,6 +9,7 @@ Under ``torchrun`` every rank takes a shard of the corpus and rank 0 writes the 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 
 from interp_sot.features.collect import CollectConfig, collect
 from interp_sot.features.contexts import CONTEXTS_FILE
+from interp_sot.features.corpus import count_truncations
 from interp_sot.features.sae import check_sae_layer
 from interp_sot.features.stats import STATS_FILE, SUMMARY_FILE, FeatureStats
 from interp_sot.io import write_table
@@ -69,29 +71,47 @@ def stats_stage(
     """Run (or resume) the statistics pass into ``out``; None on non-zero ranks of a distributed run.
 
     ``inputs`` identifies the model, SAE and corpus (content hashes, see :mod:`interp_sot.stages.identity`): a
-    rerun into ``out`` with other inputs or settings is refused instead of mixing two corpora. ``info`` is copied
-    into the statistics' ``info`` (e.g. the names given on the command line). An SAE whose config names another
-    layer's hook is refused unless ``allow_layer_mismatch``.
+    rerun into ``out`` with other inputs or settings is refused instead of mixing two corpora. Without ``inputs``
+    they are computed from the objects (:func:`~interp_sot.stages.identity.object_inputs`; a one-pass corpus
+    iterator is refused then, since its content cannot be identified). ``info`` is copied into the statistics'
+    ``info`` (e.g. the names given on the command line), with ``truncated_documents``: how many documents this pass
+    cut to ``max_length`` (logged once; a pass resumed from a checkpoint counts those cut since the resume). An SAE whose config names another layer's hook is refused unless
+    ``allow_layer_mismatch``.
     """
     from interp_sot.features.distributed import collect_distributed, launched_by_torchrun
+    from interp_sot.stages.identity import object_inputs
 
     out = Path(out)
     check_sae_layer(sae, config.layer, allow_mismatch=allow_layer_mismatch)
+    if inputs is None:
+        inputs = object_inputs(model, sae, corpus)
     ckpt = out / "checkpoint"
-    if launched_by_torchrun():
-        import torch.distributed as dist
+    with count_truncations() as cut:
+        if launched_by_torchrun():
+            import torch.distributed as dist
 
-        # one claimant: two ranks writing stage.json at once would delete each other's temporary file
-        if dist.get_rank() == 0:
-            begin_stage(out, STAGE, config.identity(), inputs)
-        dist.barrier()
-        stats = collect_distributed(model, tokenizer, corpus, config.layer, sae, config.collect, checkpoint_dir=ckpt)
-        if dist.get_rank() != 0:
-            return None
-    else:
-        begin_stage(out, STAGE, config.identity(), inputs)
-        stats = collect(model, tokenizer, corpus, config.layer, sae, config.collect, checkpoint_dir=ckpt)
+            # one claimant: two ranks writing stage.json at once would delete each other's temporary file
+            resumed = dist.get_rank() == 0 and begin_stage(out, STAGE, config.identity(), inputs)
+            dist.barrier()
+            stats = collect_distributed(model, tokenizer, corpus, config.layer, sae, config.collect,
+                                        checkpoint_dir=ckpt)
+            counts: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(counts, cut.documents)  # every rank's shard was cut on its own
+            if dist.get_rank() != 0:
+                return None
+            truncated = sum(int(c) for c in counts)
+        else:
+            resumed = begin_stage(out, STAGE, config.identity(), inputs)
+            stats = collect(model, tokenizer, corpus, config.layer, sae, config.collect, checkpoint_dir=ckpt)
+            truncated = cut.documents
+    if resumed and (out / SUMMARY_FILE).is_file():  # a finished pass read back from its checkpoint counts nothing
+        previous = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8")).get("info", {})
+        truncated = max(truncated, int(previous.get("truncated_documents", 0) or 0))
+    if truncated:
+        logger.warning("%s: %d document(s) were cut to max_length=%d tokens (recorded as info.truncated_documents)",
+                       out, truncated, config.collect.max_length)
     stats.info.update(dict(info or {}))
+    stats.info["truncated_documents"] = truncated
     stats.save(out)
     table = write_table(stats.to_frame(), out / "features")
     files = [STATS_FILE, SUMMARY_FILE, table.name]
@@ -99,5 +119,5 @@ def stats_stage(
         files.append(CONTEXTS_FILE)
     nonfinite = int(stats.nonfinite_count.sum())
     finish_stage(out, STAGE, files, {"n_tokens": stats.n_tokens, "fired": int((stats.fire_count > 0).sum()),
-                                     "d_sae": stats.d_sae, "nonfinite": nonfinite})
+                                     "d_sae": stats.d_sae, "nonfinite": nonfinite, "truncated_documents": truncated})
     return StatsResult(stats, out, table)

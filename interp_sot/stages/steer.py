@@ -26,9 +26,12 @@ from interp_sot.experiments.sharding import main_directions, process_shard, run_
 from interp_sot.experiments.sweep import SweepConfig, sweep_rows
 from interp_sot.io import atomic_write_text
 from interp_sot.judging.prompts.template import PromptTemplate
+from interp_sot.stages.bounds import check_prompts_fit, context_length
+from interp_sot.stages.identity import object_inputs
 from interp_sot.stages.rundir import begin_stage, finish_stage
 from interp_sot.stages.strengths import units_summary, write_units
 from interp_sot.steering.directions import save_direction
+from interp_sot.steering.spec import write_run_spec
 from interp_sot.tasks.countdown.problems import CountdownProblem
 
 logger = logging.getLogger(__name__)
@@ -158,6 +161,9 @@ def steer_stage(
     joined, e.g. ``experiments.sharding.join_torchrun()``) every rank runs whole batches and returns the merged records;
     rank 0 alone writes ``out``, codes and finishes the stage, so the other ranks' results have ``codings=None``."""
     out = Path(out)
+    check_prompts_fit(problems, config.prompt_spec,
+                      tokenizer, context_length(model))  # before anything is claimed or generated
+    inputs = object_inputs(model) if inputs is None else inputs  # the Python API is as strict as the CLI
     shard = process_shard()  # under torchrun rank 0 alone claims and writes `out`; every rank runs its batches
     judge = make_coding_judge(coding, judge) if shard.is_main else None
     files: list[Path] = []
@@ -175,6 +181,9 @@ def steer_stage(
     if not shard.is_main:  # the merged records; rank 0 codes, records the units and writes the manifest
         return SweepResult(records, out, None)
     files.append(out / SWEEP_FILE)
+    files += write_run_spec(out, model=(inputs or {}).get("model", "unknown"), layer=config.layer, directions=directions,
+                            strengths=strengths, site=config.site, scope=config.scope, layers_path=config.layers_path,
+                            units=strength_units)  # steering.json: the portable spec of this run
     return finish_steering_run(out, STAGE, records, files, {"rows": len(records)}, coding=coding, judge=judge,
                                strength_units=strength_units)
 

@@ -17,20 +17,23 @@ import torch
 
 from interp_sot.io import atomic_write_json
 from interp_sot.steering.strength_units import StrengthScale, StrengthUnits, strength_scale
+from interp_sot.tasks.countdown.prompts import PromptSpec, PromptStyle
 
 UNITS_FILE = "strength_units.json"
 N_NORM_PROMPTS = 16
 """Prompts the median residual norm is measured on (the first ones of the run)."""
 
 
-def run_prompts(problems: Sequence[Any], style: str, tokenizer: Any, n: int | None = N_NORM_PROMPTS) -> list[str]:
-    """The prompt texts of the first ``n`` problems (all with ``n=None``), as the sweep builds them."""
+def run_prompts(problems: Sequence[Any], style: PromptStyle | PromptSpec, tokenizer: Any,
+                n: int | None = N_NORM_PROMPTS) -> list[str]:
+    """The prompt texts of the first ``n`` problems (all with ``n=None``), as the sweep builds them (pass the
+    sweep's ``prompt_spec`` for styles with shots or a question template)."""
     from interp_sot.tasks.countdown.prompts import build_prompt
 
     chosen = list(problems) if n is None else list(problems)[:n]
     if not chosen:
         raise ValueError("no problems: the residual norm is measured on the run's prompts")
-    return [build_prompt(p, style, tokenizer) for p in chosen]  # type: ignore[arg-type]
+    return [build_prompt(p, style, tokenizer) for p in chosen]
 
 
 def residual_norm(model: Any, tokenizer: Any, prompts: Sequence[str], layer: int) -> float:

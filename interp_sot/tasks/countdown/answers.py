@@ -2,6 +2,9 @@
 
 Rules (``AnswerRule``):
 
+- ``"answer_line"`` (the few-shot presets, :mod:`interp_sot.tasks.countdown.presets`): the text after the last
+  ``Answer:`` up to the end of its line, so ``Thoughts: ...\nAnswer: 3 * 8`` yields ``3 * 8``.
+
 - ``"last_tag"`` (the project's default): the last ``</answer>`` paired with the nearest ``<answer>`` before it, so
   ``<answer> draft <answer> 1+2 </answer>`` yields ``1+2``.
 - ``"tinyzero"``: TinyZero's own ``extract_solution`` (``verl/utils/reward_score/countdown.py``): only the *last
@@ -31,9 +34,11 @@ CLOSE_TAG = "</answer>"
 _BOXED = "\\boxed{"
 _BRACE_TOKENS = re.compile(r"\\boxed\{|[{}]")
 
-AnswerSource = Literal["answer_tag", "boxed"]
-AnswerRule = Literal["last_tag", "tinyzero"]
-ANSWER_RULES: tuple[AnswerRule, ...] = ("last_tag", "tinyzero")
+ANSWER_LINE = "Answer:"
+
+AnswerSource = Literal["answer_tag", "answer_line", "boxed"]
+AnswerRule = Literal["last_tag", "tinyzero", "answer_line"]
+ANSWER_RULES: tuple[AnswerRule, ...] = ("last_tag", "tinyzero", "answer_line")
 
 
 class ExtractedAnswer(NamedTuple):
@@ -75,6 +80,16 @@ def _tinyzero_tagged(completion: str) -> str | None:
         pos = end + len(CLOSE_TAG)
 
 
+def _answer_line(completion: str) -> str | None:
+    """Text after the last ``Answer:`` to the end of its line (linear: one ``rfind`` and one ``find``)."""
+    start = completion.rfind(ANSWER_LINE)
+    if start < 0:
+        return None
+    body = start + len(ANSWER_LINE)
+    end = completion.find("\n", body)
+    return completion[body:] if end < 0 else completion[body:end]
+
+
 def _last_boxed(completion: str) -> str | None:
     """Content of the complete ``\\boxed{...}`` (braces balanced) that starts last; None if there is none.
 
@@ -104,9 +119,14 @@ def find_answer(
         raise ValueError(f"answer rule must be one of {ANSWER_RULES}, got {rule!r}")
     if not isinstance(completion, str):
         return None
-    tagged = _tinyzero_tagged(completion) if rule == "tinyzero" else _last_tagged(completion)
-    if tagged is not None:
-        return ExtractedAnswer(tagged.strip(), "answer_tag")
+    if rule == "answer_line":
+        line = _answer_line(completion)
+        if line is not None:
+            return ExtractedAnswer(line.strip(), "answer_line")
+    else:
+        tagged = _tinyzero_tagged(completion) if rule == "tinyzero" else _last_tagged(completion)
+        if tagged is not None:
+            return ExtractedAnswer(tagged.strip(), "answer_tag")
     if boxed_fallback:
         boxed = _last_boxed(completion)
         if boxed is not None:

@@ -11,17 +11,28 @@ are stable as long as the source is.
 TinyZero's split (``tinyzero_split``): of the dataset's ``train`` split, rows ``[0, 327680)`` are its train set and
 the next 1,024 rows its test set, the paper's 1,024 evaluation problems (TinyZero's
 ``examples/data_preprocess/countdown.py``: ``TRAIN_SIZE = 327680``, ``TEST_SIZE = 1024``).
+
+Numbers stay integers end to end: an integer (JSON, numpy, a string of digits) is taken as is, never through a float
+(12345678901234567891 would come back as 12345678901234567168); a float is accepted only when it is integral and
+below 2**53, where it is exact. Targets must be >= 0, like the numbers: TinyZero's are 1..99 and the generator's
+positive, so a negative target in a file marks a damaged or mis-mapped column rather than a problem to steer on.
+Errors are :class:`~interp_sot.errors.InterpSotError` naming the source, the record and the value (cut to ~200
+characters).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import numbers
 import sys
 from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from interp_sot.errors import InterpSotError, shorten
 from interp_sot.tasks.countdown.problems import CountdownProblem
 
 logger = logging.getLogger(__name__)
@@ -42,22 +53,48 @@ def tinyzero_rows(which: TinyZeroSplit) -> range:
         return range(0, TINYZERO_TRAIN_SIZE)
     if which == "test":
         return range(TINYZERO_TRAIN_SIZE, TINYZERO_TRAIN_SIZE + TINYZERO_TEST_SIZE)
-    raise ValueError(f"tinyzero_split must be one of {TINYZERO_SPLITS}, got {which!r}")
+    raise InterpSotError(f"tinyzero_split must be one of {TINYZERO_SPLITS}, got {which!r}")
+
+
+EXACT_FLOAT_INTS = 2**53
+"""Integral floats up to this magnitude are exact; beyond it a float has already lost digits."""
 
 
 def _as_int(value: Any, what: str) -> int:
+    """``value`` as an exact integer (see the module docstring); InterpSotError naming ``what`` otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f"{what} is a boolean")
+        raise InterpSotError(f"{what} is a boolean")
+    if isinstance(value, numbers.Integral):  # int, numpy integers: exact
+        return int(value)
     if isinstance(value, str):
-        value = value.strip()
-    try:
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            dec = Decimal(text)
+        except InvalidOperation as err:
+            raise InterpSotError(f"{what} = {shorten(repr(value))} is not a number") from err
+        if not dec.is_finite() or dec != dec.to_integral_value():
+            raise InterpSotError(f"{what} = {shorten(repr(value))} is not an integer")
+        return int(dec)
+    if isinstance(value, numbers.Real):  # float, numpy floats (CSV / parquet columns)
         f = float(value)
-        i = int(f)
-    except (TypeError, ValueError, OverflowError) as err:
-        raise ValueError(f"{what} = {value!r} is not a number") from err
-    if f != i:
-        raise ValueError(f"{what} = {value!r} is not an integer")
-    return i
+        if not math.isfinite(f) or not f.is_integer():
+            raise InterpSotError(f"{what} = {shorten(repr(value))} is not an integer")
+        if abs(f) > EXACT_FLOAT_INTS:
+            raise InterpSotError(f"{what} = {f!r} is a float beyond 2**53, whose digits are already lost: store it as "
+                                 "an integer (or a string of digits)")
+        return int(f)
+    raise InterpSotError(f"{what} = {shorten(repr(value))} is not a number")
+
+
+def _target(value: Any, what: str) -> int:
+    target = _as_int(value, what)
+    if target < 0:
+        raise InterpSotError(f"{what} = {target} is negative: Countdown targets are >= 0 (see the loader's docstring)")
+    return target
 
 
 def _as_nums(value: Any, what: str) -> tuple[int, ...]:
@@ -65,11 +102,11 @@ def _as_nums(value: Any, what: str) -> tuple[int, ...]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{what} = {value!r} is not a JSON list of numbers") from err
+            raise InterpSotError(f"{what} = {shorten(repr(value))} is not a JSON list of numbers") from err
     if hasattr(value, "tolist"):  # numpy / pyarrow arrays from parquet
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{what} must be a list of numbers, got {type(value).__name__}")
+        raise InterpSotError(f"{what} must be a list of numbers, got {type(value).__name__}")
     return tuple(_as_int(v, f"{what}[{j}]") for j, v in enumerate(value))
 
 
@@ -81,10 +118,10 @@ def problems_from_records(
     for i, rec in enumerate(records, start=first_row):
         where = f"{source}: record {i}"
         if not isinstance(rec, Mapping):
-            raise ValueError(f"{where} is a {type(rec).__name__}, expected an object with 'target' and 'nums'")
+            raise InterpSotError(f"{where} is a {type(rec).__name__}, expected an object with 'target' and 'nums'")
         missing = [k for k in ("target", "nums") if k not in rec]
         if missing:
-            raise ValueError(f"{where} lacks field(s) {missing} (TinyZero format: 'target', 'nums')")
+            raise InterpSotError(f"{where} lacks field(s) {missing} (TinyZero format: 'target', 'nums')")
         raw_id = rec.get("problem_id", rec.get("id"))
         pid = str(raw_id) if raw_id is not None and str(raw_id) else f"{id_prefix}-{i}"
         solution = rec.get("solution")
@@ -92,14 +129,14 @@ def problems_from_records(
             CountdownProblem(
                 pid,
                 _as_nums(rec["nums"], f"{where} nums"),
-                _as_int(rec["target"], f"{where} target"),
+                _target(rec["target"], f"{where} target"),
                 solution if isinstance(solution, str) else None,
             )
         )
     ids = [p.problem_id for p in out]
     if len(set(ids)) != len(ids):
         dup = next(x for x in ids if ids.count(x) > 1)
-        raise ValueError(f"{source}: problem id {dup!r} occurs more than once")
+        raise InterpSotError(f"{source}: problem id {dup!r} occurs more than once")
     return out
 
 
@@ -112,20 +149,20 @@ def _read_text_records(path: Path) -> list[Mapping[str, Any]]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: line {n} is not valid JSON ({err.msg})") from err
+                    raise InterpSotError(f"{path}: line {n} is not valid JSON ({err.msg})") from err
         return rows
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err.msg})") from err
+            raise InterpSotError(f"{path}: not valid JSON ({err.msg})") from err
         if isinstance(data, dict) and "target" in data and "nums" in data:  # columns
             targets, nums = data["target"], data["nums"]
             if not isinstance(targets, list) or not isinstance(nums, list) or len(targets) != len(nums):
-                raise ValueError(f"{path}: column form needs equal-length lists 'target' and 'nums'")
+                raise InterpSotError(f"{path}: column form needs equal-length lists 'target' and 'nums'")
             return [{"target": t, "nums": n} for t, n in zip(targets, nums, strict=True)]
         if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a list of records or a dict of columns 'target'/'nums'")
+            raise InterpSotError(f"{path}: expected a list of records or a dict of columns 'target'/'nums'")
         return data
     import pandas as pd
 
@@ -137,7 +174,7 @@ def _read_text_records(path: Path) -> list[Mapping[str, Any]]:
 def _check_columns(path: Path, columns: list[str]) -> None:
     missing = [k for k in REQUIRED_FIELDS if k not in columns]
     if missing:
-        raise ValueError(f"{path}: no column(s) {missing}; found {columns} (TinyZero format: 'target', 'nums')")
+        raise InterpSotError(f"{path}: no column(s) {missing}; found {columns} (TinyZero format: 'target', 'nums')")
 
 
 def _read_file(path: Path, window: range) -> tuple[list[Mapping[str, Any]], int]:
@@ -169,12 +206,12 @@ def _read_hub_dataset(repo_id: str, split: str, window: range) -> tuple[list[Map
     offset = 0
     for f in files:
         if f.suffix.lower() not in FILE_SUFFIXES:
-            raise ValueError(f"dataset {repo_id}: cannot read {f.name} (readable: {FILE_SUFFIXES})")
+            raise InterpSotError(f"dataset {repo_id}: cannot read {f.name} (readable: {FILE_SUFFIXES})")
         local = range(max(window.start - offset, 0), max(window.stop - offset, 0))
         try:
             got, n = _read_file(f, local)
-        except ValueError as err:
-            raise ValueError(f"dataset {repo_id} (split {split}): {err}") from err
+        except InterpSotError as err:
+            raise InterpSotError(f"dataset {repo_id} (split {split}): {err}") from err
         records.extend(got)
         offset += n
     return records, offset
@@ -195,10 +232,10 @@ def load_tinyzero(
     ``limit`` problems after that.
     """
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+        raise InterpSotError(f"limit must be >= 0, got {limit}")
     rows = tinyzero_rows(tinyzero_split) if tinyzero_split is not None else None
     if rows is not None and split != "train":
-        raise ValueError(f"TinyZero's {tinyzero_split} set is cut from the 'train' split, not {split!r}")
+        raise InterpSotError(f"TinyZero's {tinyzero_split} set is cut from the 'train' split, not {split!r}")
     from interp_sot.hub import looks_like_path
 
     window = rows if rows is not None else range(0, sys.maxsize)
@@ -217,7 +254,7 @@ def load_tinyzero(
         prefix = id_prefix or name.split("/")[-1]
         label = f"{name}[{split}]"
     if rows is not None and total < rows.stop:
-        raise ValueError(
+        raise InterpSotError(
             f"{label} has {total} rows; TinyZero's {tinyzero_split} set needs rows {rows.start}..{rows.stop - 1} "
             "(give the whole train split of Jiayi-Pan/Countdown-Tasks-3to4)"
         )

@@ -10,6 +10,8 @@ from interp_sot.tasks.countdown.verify import check
 
 
 class Score(NamedTuple):
+    """The verdict on one completion, with graded outcomes that show partial progress where accuracy is rare."""
+
     correct: bool
     answer: str | None
     """The extracted answer text (None: the completion holds none)."""
@@ -17,6 +19,16 @@ class Score(NamedTuple):
     """``"answer_tag"``, ``"boxed"`` (fallback) or None."""
     reason: str
     """``"ok"`` or why the answer is wrong (see ``verify.check``)."""
+    valid: bool = False
+    """The answer is an expression that uses each given number as the rules ask (``verify.Verdict.valid``)."""
+    abs_error: float | None = None
+    """|value - target| of a valid answer (None when the answer is missing or not valid: an expression that
+    ignores the numbers, e.g. the bare target, must not count as close)."""
+
+    @property
+    def found(self) -> bool:
+        """An answer was extracted (graded outcome "answer found")."""
+        return self.answer is not None
 
 
 def score_completion(
@@ -37,4 +49,5 @@ def score_completion(
     if found is None:
         return Score(False, None, None, "no answer found")
     verdict = check(found.text, problem.nums, problem.target, use_all=use_all, normalize=normalize)
-    return Score(verdict.correct, found.text, found.source, verdict.reason)
+    error = float(abs(verdict.value - problem.target)) if verdict.valid and verdict.value is not None else None
+    return Score(verdict.correct, found.text, found.source, verdict.reason, verdict.valid, error)

@@ -61,6 +61,9 @@ class Verdict(NamedTuple):
     """``"ok"`` or a short explanation, e.g. ``"number 7 used 2 times, given 1 time(s)"``."""
     value: Fraction | None
     """The expression's exact value when it could be computed."""
+    valid: bool = False
+    """The expression parses and uses the given numbers as the rules ask (each exactly once with ``use_all``),
+    whatever its value: the graded outcome "valid expression", partial progress where accuracy is rare."""
 
 
 def normalize_operators(expression: str) -> str:
@@ -181,8 +184,8 @@ def check(
         if missing:
             return Verdict(False, f"numbers not used: {missing}", value)
     if value != goal:
-        return Verdict(False, f"value {value} != target {goal}", value)
-    return Verdict(True, "ok", value)
+        return Verdict(False, f"value {value} != target {goal}", value, True)
+    return Verdict(True, "ok", value, True)
 
 
 def verify(
