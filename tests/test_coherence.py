@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from builders import char_tokenizer
@@ -93,3 +95,21 @@ def test_bad_config_and_input(tiny_llama: torch.nn.Module) -> None:
         completion_logprobs(tiny_llama, [[1], [1]], [[5]])
     with pytest.raises(ValueError, match="at least one token"):
         completion_logprobs(tiny_llama, [[]], [[5]])
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_shared_prefix_pass_equals_the_full_pass(build_model, family) -> None:
+    """A few-shot prefix shared by every prompt is run once per batch; the log-probs equal the unshared pass."""
+    from interp_sot.experiments.coherence import completion_logprobs, shared_prefix_length
+
+    model = build_model(family).eval()
+    torch.manual_seed(0)
+    shots = torch.randint(4, 90, (40,)).tolist()
+    prompts = [shots + torch.randint(4, 90, (k,)).tolist() for k in (3, 5, 1, 7)]
+    completions = [torch.randint(4, 90, (k,)).tolist() for k in (6, 2, 9, 4)]
+    assert shared_prefix_length(prompts) >= 40
+    shared = completion_logprobs(model, prompts, completions, batch_size=4, min_shared_prefix=8)
+    full = completion_logprobs(model, prompts, completions, batch_size=4, min_shared_prefix=10_000)
+    for a, b in zip(shared, full, strict=True):
+        assert a.shape == b.shape and np.allclose(a, b, atol=1e-4)
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # the last prompt token stays outside the prefix

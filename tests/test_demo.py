@@ -31,7 +31,7 @@ def test_sweep_strengths_stay_inside_the_coherent_range():
     dose = DoseResult(1, "resid", 0.25, 170.0, 170.0, -0.8, 0.2, -0.1, 0.2, 0.1, 8, [])
     assert sweep_strengths(DemoConfig(n_strengths=5), dose) == pytest.approx([-0.1, 0.0, 0.2 / 3, 0.4 / 3, 0.2],
                                                                              rel=1e-5)
-    assert sweep_strengths(DemoConfig(), dose) == [-0.1, 0.0, 0.2]  # the default: one at each edge
+    assert sweep_strengths(DemoConfig(), dose) == [0.0, 0.2]  # the default: 0 and the positive edge
     assert sweep_strengths(DemoConfig(strengths=(0.0, 0.2, -0.1)), dose) == [-0.1, 0.0, 0.2]
     with pytest.raises(ValueError, match=r"outside the coherent range \[-0.1, 0.2\]"):
         sweep_strengths(DemoConfig(strengths=(-10.0, 0.0, 10.0)), dose)

@@ -54,7 +54,7 @@ def test_fewshot_prompt_is_shots_then_the_question() -> None:
     blocks = text.split("\n\n")
     assert len(blocks) == len(preset.shots) + 1
     assert blocks[1] == "Numbers: 4, 2. Target: 8.\nThoughts: 4 + 2 = 6. 4 * 2 = 8. That is 8.\nAnswer: 4 * 2"
-    assert blocks[3] == ("Numbers: 9, 4. Target: 5.\nThoughts: 9 + 4 = 13. 9 * 4 = 36. 9 - 4 = 5. That is 5.\n"
+    assert blocks[2] == ("Numbers: 9, 4. Target: 5.\nThoughts: 9 + 4 = 13. 9 * 4 = 36. 9 - 4 = 5. That is 5.\n"
                          "Answer: 9 - 4")
     assert blocks[-1] == "Numbers: 5, 7. Target: 12.\nThoughts:"
     for shot in preset.shots:  # every shot's answer solves it

@@ -124,13 +124,15 @@ def completion_logprobs(
     completion_ids: Sequence[Sequence[int]] | Sequence[torch.Tensor],
     *,
     batch_size: int = 8,
+    min_shared_prefix: int = 32,
 ) -> list[np.ndarray]:
     """Per-token log-probs [n_i] (float64) of each completion given its prompt, under ``model`` as it is.
 
     Prompts and completions are unpadded id lists (strip a generate batch's left padding first, e.g. with
     :func:`split_generated`). Each prompt + completion is right-padded into a batch (:func:`right_padded`), so
-    the scores equal one forward pass per trace (up to float rounding). Run it outside any steering context:
-    the guard's judge is the unsteered model.
+    the scores equal one forward pass per trace (up to float rounding). A prefix of at least ``min_shared_prefix``
+    tokens that every prompt of a batch shares (few-shot examples) is run once for the batch (:func:`_suffix_logits`).
+    Run it outside any steering context: the guard's judge is the unsteered model.
     """
     prompts = _as_id_lists(prompt_ids, "prompt_ids")
     completions = _as_id_lists(completion_ids, "completion_ids")
@@ -150,14 +152,48 @@ def completion_logprobs(
         rows = [i for i in order[start : start + batch_size] if completions[i]]
         if not rows:
             continue
-        ids, mask = right_padded([prompts[i] + completions[i] for i in rows])
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+        shared = shared_prefix_length([prompts[i] for i in rows]) if len(rows) > 1 else 0
+        shared = shared if shared >= min_shared_prefix else 0
+        logits = _suffix_logits(model, prompts[rows[0]][:shared], [(prompts[i] + completions[i])[shared:] for i in rows],
+                                device)
         for b, i in enumerate(rows):
-            p, n = len(prompts[i]), len(completions[i])
+            p, n = len(prompts[i]) - shared, len(completions[i])
             pred = logits[b, p - 1 : p - 1 + n].float().log_softmax(dim=-1)  # position t predicts token t + 1
             target = torch.tensor(completions[i], device=pred.device).unsqueeze(1)
             results[i] = pred.gather(1, target).squeeze(1).double().cpu().numpy()
     return results
+
+
+def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens every prompt starts with, leaving at least one prompt token of each outside the prefix (the last
+    prompt position predicts the first completion token, so it must be in the pass that returns logits)."""
+    first = prompts[0]
+    limit = min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
+def _suffix_logits(model: Any, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], device: Any) -> torch.Tensor:
+    """[B, max_suffix, vocab] logits of ``prefix + suffix_b`` at the suffix positions.
+
+    Why: few-shot prompts share a long prefix (the shots) in every trace; its keys and values are computed once and
+    repeated over the batch, so a batch costs the suffixes' tokens instead of the whole prompts' (equal to the
+    unshared pass up to float rounding: same positions, same causal mask). Without a prefix it is one right-padded
+    pass."""
+    ids, mask = right_padded(suffixes)
+    if not prefix:
+        return model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=getattr(model, "config", None))
+    model(input_ids=torch.tensor([list(prefix)], device=device), past_key_values=cache, use_cache=True)
+    cache.batch_repeat_interleave(len(suffixes))
+    full_mask = torch.cat([torch.ones(len(suffixes), len(prefix), dtype=mask.dtype), mask], dim=1)
+    positions = torch.arange(len(prefix), len(prefix) + ids.shape[1]).expand(len(suffixes), -1)
+    return model(input_ids=ids.to(device), attention_mask=full_mask.to(device), position_ids=positions.to(device),
+                 past_key_values=cache, use_cache=True).logits
 
 
 def split_generated(

@@ -119,12 +119,13 @@ PRESETS: dict[str, TaskPreset] = {
         "paper", "the paper's Countdown: 3-4 numbers 1-99, TinyZero's prompt, <answer> tags",
         GeneratorConfig(), "tinyzero", "last_tag", ("</answer>",), distinct=False),
     "arith2": TaskPreset(
-        "arith2", "two numbers 1-12, targets <= 60, four-shot prompt with a 'Thoughts:' line before 'Answer:'",
+        "arith2", "two numbers 1-12, targets <= 60, three-shot prompt with a 'Thoughts:' line before 'Answer:'",
         GeneratorConfig(n_numbers=(2,), num_range=(1, 12), target_range=(1, 60)), "fewshot", "answer_line",
         ("\n\n", "\nNumbers:"),
-        # Short thoughts (the first hit ends them): +, *, *, -. A shot that needs all four operations made the model
-        # enumerate past its token budget in calibration.
-        (_shot(0, 1, 8, 9), _shot(1, 4, 2, 8), _shot(2, 3, 7, 21), _shot(3, 9, 4, 5))),
+        # Short thoughts (the first hit ends them): +, *, -. Calibrated on SmolLM2 at T = 0.3 (128 problems):
+        # these three shots 19.5%, two (*, -) 12.5%, four (+, *, *, -) 16.4% with a 30% longer prompt; a shot that
+        # needs all four operations made the model enumerate past its token budget.
+        (_shot(0, 1, 8, 9), _shot(1, 4, 2, 8), _shot(2, 9, 4, 5))),
 }
 """Task presets by name; ``paper`` is the default of ``interp-sot steer`` and the GPU runbook, ``arith2`` the
 demo's."""
