@@ -32,6 +32,8 @@ def test_sweep_strengths_stay_inside_the_coherent_range():
     assert sweep_strengths(DemoConfig(n_strengths=5), dose) == pytest.approx([-0.1, 0.0, 0.2 / 3, 0.4 / 3, 0.2],
                                                                              rel=1e-5)
     assert sweep_strengths(DemoConfig(), dose) == [0.0, 0.2]  # the default: 0 and the positive edge
+    wide = DoseResult(1, "resid", 0.25, 170.0, 170.0, -0.8, 0.2, -0.3, 0.2, 0.3, 8, [])
+    assert sweep_strengths(DemoConfig(), wide) == [0.0, 0.2]  # even when the negative side is longer
     assert sweep_strengths(DemoConfig(strengths=(0.0, 0.2, -0.1)), dose) == [-0.1, 0.0, 0.2]
     with pytest.raises(ValueError, match=r"outside the coherent range \[-0.1, 0.2\]"):
         sweep_strengths(DemoConfig(strengths=(-10.0, 0.0, 10.0)), dose)

@@ -93,3 +93,18 @@ def test_feature_sets_from_screen_and_categories() -> None:
     assert sets["conversational"].tolist() == [2, 3]
     assert sets["non_conversational"].tolist() == [0, 1]
     assert sets["personality"].tolist() == [2] and "expertise" not in sets  # empty sets are left out
+
+
+def test_shared_prefix_residuals_equal_the_unshared_pass(tiny_llama) -> None:
+    """A few-shot prefix shared by every prompt runs once per batch; the completion residuals are unchanged."""
+    from interp_sot.experiments.trace_features import _resid_batches
+
+    torch.manual_seed(0)
+    shots = torch.randint(4, 90, (40,)).tolist()
+    prompts = [shots + torch.randint(4, 90, (k,)).tolist() for k in (3, 5, 1)]
+    completions = [torch.randint(4, 90, (k,)).tolist() for k in (6, 2, 9)]
+    shared = dict(_resid_batches(tiny_llama, 1, prompts, completions, batch_size=3, min_shared_prefix=8))
+    full = dict(_resid_batches(tiny_llama, 1, prompts, completions, batch_size=3, min_shared_prefix=10_000))
+    for i in range(3):
+        assert shared[i].shape == (len(completions[i]), full[i].shape[1])
+        assert torch.allclose(shared[i], full[i], atol=1e-4)

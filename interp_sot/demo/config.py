@@ -52,7 +52,8 @@ class DemoConfig:
     hold 0 and lie inside that range (the run refuses others: beyond it the model writes broken text)."""
     n_strengths: int = 2
     """Strengths (0 included) spread over the coherent range when ``strengths`` is None: 2 gives 0 and the positive
-    edge (the paper's direction of interest), so the budget goes to problems (power); 3 adds the negative edge."""
+    edge (the paper's direction of interest; the negative edge if no positive strength is coherent), so the budget
+    goes to problems (power); 3 or more spread over both sides (``experiments.dose.auto_strengths``)."""
     dose_ratios: tuple[float, ...] = (-0.3, -0.2, -0.15, -0.1, 0.0, 0.1, 0.15, 0.2, 0.3)
     """Candidate strengths of the dose pre-sweep (resid units; SmolLM2's text breaks near 0.2 of the norm)."""
     dose_prompts: int = 8
@@ -70,9 +71,12 @@ class DemoConfig:
     prompted_instruction: str | None = None
     """Question template file of the prompting arm (``{problem}`` placeholder); None: the shipped
     ``interp_sot/data/prompts/society_of_thought.txt``."""
-    mediator: str = "markers.conversational"
-    """The pre-registered mediator of strength -> accuracy (a column of the run table; the default counts every
-    conversational marker per 1,000 words). Fixed before the run so that it cannot be chosen after seeing results."""
+    mediator: str = "diversity.conversational.coverage"
+    """The pre-registered mediator of strength -> accuracy, fixed before the run so that it cannot be chosen after
+    seeing results: a column of the run table, or a measure-stage diversity column. Default: the coverage of the
+    screen's conversational SAE features in each trace (re-encoded unsteered). The heuristic conversational markers
+    (``markers.conversational``) are 0 in nearly every ``arith2`` trace (its thoughts are arithmetic), so they could
+    not mediate anything there."""
     n_controls: int = 4
     """Random control features per group (conversational / non-conversational)."""
     control_problems: int = 4
@@ -164,9 +168,12 @@ class DemoConfig:
                           add_special_tokens=adds_special_tokens(self.sweep_config().prompt_spec))
 
     def measure_config(self, diversity: bool = True) -> MeasureConfig:
+        """Batches of 32 traces: the few-shot prefix they share runs once per batch."""
+        from interp_sot.experiments.coherence import CoherenceConfig
         from interp_sot.stages.measure import MeasureConfig
 
-        return MeasureConfig(layer=self.layer, diversity=diversity)
+        return MeasureConfig(layer=self.layer, diversity=diversity, coherence=CoherenceConfig(batch_size=32),
+                             batch_size=32)
 
     def report_config(self) -> ReportConfig:
         from interp_sot.stages.report import ReportConfig

@@ -69,6 +69,8 @@ def sweep_strengths(cfg: DemoConfig, dose: DoseResult) -> list[float]:
     from interp_sot.experiments.dose import auto_strengths
 
     if cfg.strengths is None:
+        if cfg.n_strengths == 2 and dose.positive > 0:  # 0 and the positive edge: the direction the paper tests
+            return [0.0, dose.positive]
         return auto_strengths(dose, cfg.n_strengths)
     outside = [s for s in cfg.strengths if not dose.negative - 1e-9 <= s <= dose.positive + 1e-9]
     if outside:
@@ -154,7 +156,8 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
         for arm in ("prompted", "controls") if cfg.prompted else ("controls",):
             measure_stage(model, tokenizer, sae, out / arm, cfg.measure_config(diversity=False), inputs=inputs)
     with _timed("analysis", timings, out):  # every table; the per-run reports render after the measures
-        analysis = analyze_stage(out / "steer", cfg.analyze_config(max(strengths)), out / "analysis",
+        treated = max(strengths) if max(strengths) > 0 else min(strengths)
+        analysis = analyze_stage(out / "steer", cfg.analyze_config(treated), out / "analysis",
                                  controls=out / "controls", screen=out / "screen",
                                  prompted=out / "prompted" if cfg.prompted else None)
         for arm, result in (("steer", steered), ("controls", ran)):

@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from interp_sot.activations import shared_prefix_forward, shared_prefix_length
+
 _UNITS = re.compile(r"\w+|[^\w\s]")
 
 
@@ -102,21 +104,6 @@ def _as_id_lists(seqs: Sequence[Sequence[int]] | Sequence[torch.Tensor], what: s
     return out
 
 
-def right_padded(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask), both [B, max_len], with each sequence at the start of its row.
-
-    Right padding keeps a teacher-forced pass exact without position ids: with causal attention nothing after a
-    row's last token changes its activations, and its positions start at 0 as in an unpadded pass.
-    """
-    width = max((len(s) for s in seqs), default=0)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(seqs), width, dtype=torch.long)
-    for b, seq in enumerate(seqs):
-        ids[b, : len(seq)] = torch.tensor(list(seq), dtype=torch.long)
-        mask[b, : len(seq)] = 1
-    return ids, mask
-
-
 @torch.no_grad()
 def completion_logprobs(
     model: Any,
@@ -131,7 +118,8 @@ def completion_logprobs(
     Prompts and completions are unpadded id lists (strip a generate batch's left padding first, e.g. with
     :func:`split_generated`). Each prompt + completion is right-padded into a batch (:func:`right_padded`), so
     the scores equal one forward pass per trace (up to float rounding). A prefix of at least ``min_shared_prefix``
-    tokens that every prompt of a batch shares (few-shot examples) is run once for the batch (:func:`_suffix_logits`).
+    tokens that every prompt of a batch shares (few-shot examples) is run once for the batch
+    (:func:`interp_sot.activations.shared_prefix_forward`).
     Run it outside any steering context: the guard's judge is the unsteered model.
     """
     prompts = _as_id_lists(prompt_ids, "prompt_ids")
@@ -141,7 +129,6 @@ def completion_logprobs(
     if any(not p for p in prompts):
         raise ValueError("every prompt needs at least one token (the first completion token is predicted from it)")
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    device = next(model.parameters()).device
     results: list[np.ndarray] = [np.empty(0)] * len(prompts)
     lengths = [len(p) + len(c) for p, c in zip(prompts, completions, strict=True)]
     if limit is not None and max(lengths, default=0) > limit:
@@ -154,46 +141,14 @@ def completion_logprobs(
             continue
         shared = shared_prefix_length([prompts[i] for i in rows]) if len(rows) > 1 else 0
         shared = shared if shared >= min_shared_prefix else 0
-        logits = _suffix_logits(model, prompts[rows[0]][:shared], [(prompts[i] + completions[i])[shared:] for i in rows],
-                                device)
+        logits = shared_prefix_forward(model, prompts[rows[0]][:shared],
+                                       [(prompts[i] + completions[i])[shared:] for i in rows])
         for b, i in enumerate(rows):
             p, n = len(prompts[i]) - shared, len(completions[i])
             pred = logits[b, p - 1 : p - 1 + n].float().log_softmax(dim=-1)  # position t predicts token t + 1
             target = torch.tensor(completions[i], device=pred.device).unsqueeze(1)
             results[i] = pred.gather(1, target).squeeze(1).double().cpu().numpy()
     return results
-
-
-def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
-    """Tokens every prompt starts with, leaving at least one prompt token of each outside the prefix (the last
-    prompt position predicts the first completion token, so it must be in the pass that returns logits)."""
-    first = prompts[0]
-    limit = min(len(p) for p in prompts) - 1
-    n = 0
-    while n < limit and all(p[n] == first[n] for p in prompts):
-        n += 1
-    return n
-
-
-def _suffix_logits(model: Any, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], device: Any) -> torch.Tensor:
-    """[B, max_suffix, vocab] logits of ``prefix + suffix_b`` at the suffix positions.
-
-    Why: few-shot prompts share a long prefix (the shots) in every trace; its keys and values are computed once and
-    repeated over the batch, so a batch costs the suffixes' tokens instead of the whole prompts' (equal to the
-    unshared pass up to float rounding: same positions, same causal mask). Without a prefix it is one right-padded
-    pass."""
-    ids, mask = right_padded(suffixes)
-    if not prefix:
-        return model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=getattr(model, "config", None))
-    model(input_ids=torch.tensor([list(prefix)], device=device), past_key_values=cache, use_cache=True)
-    cache.batch_repeat_interleave(len(suffixes))
-    full_mask = torch.cat([torch.ones(len(suffixes), len(prefix), dtype=mask.dtype), mask], dim=1)
-    positions = torch.arange(len(prefix), len(prefix) + ids.shape[1]).expand(len(suffixes), -1)
-    return model(input_ids=ids.to(device), attention_mask=full_mask.to(device), position_ids=positions.to(device),
-                 past_key_values=cache, use_cache=True).logits
 
 
 def split_generated(

@@ -23,9 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp_sot.activations import forward_to_layer
+from interp_sot.activations import shared_prefix_forward, shared_prefix_length
 from interp_sot.analysis.diversity import FeatureTotals, feature_totals, set_diversity
-from interp_sot.experiments.coherence import right_padded
 from interp_sot.layers import resolve_layer, unwrap
 
 logger = logging.getLogger(__name__)
@@ -88,17 +87,20 @@ def _resid_batches(
     prompts: list[list[int]],
     completions: list[list[int]],
     batch_size: int,
+    min_shared_prefix: int = 32,
 ) -> Any:
-    """Yield (trace index, completion residuals [n_i, d_model]) for every trace, batch by batch (right-padded)."""
+    """Yield (trace index, completion residuals [n_i, d_model]) for every trace, batch by batch (right-padded; a
+    few-shot prefix that every prompt of a batch shares runs once, ``activations.shared_prefix_forward``)."""
     module = unwrap(model)
     target = resolve_layer(module, layer)
-    device = next(module.parameters()).device
     for start in range(0, len(prompts), batch_size):
         rows = list(range(start, min(start + batch_size, len(prompts))))
-        ids, mask = right_padded([prompts[i] + completions[i] for i in rows])
-        hidden = forward_to_layer(module, target, ids.to(device), mask.to(device))
+        shared = shared_prefix_length([prompts[i] for i in rows]) if len(rows) > 1 else 0
+        shared = shared if shared >= min_shared_prefix else 0
+        hidden = shared_prefix_forward(module, prompts[rows[0]][:shared],
+                                       [(prompts[i] + completions[i])[shared:] for i in rows], layer_module=target)
         for b, i in enumerate(rows):
-            p = len(prompts[i])
+            p = len(prompts[i]) - shared
             yield i, hidden[b, p : p + len(completions[i])]
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from interp_sot.analysis.conditions import prompting_contrast
 from interp_sot.analysis.fixed_effects import MissingPolicy
-from interp_sot.analysis.measures import accuracy_mde, add_mde
+from interp_sot.analysis.measures import DIVERSITY_PREFIX, accuracy_mde, add_mde, join_diversity
 from interp_sot.analysis.mediation import MediationConfig
 from interp_sot.analysis.multiple_testing import add_corrections, significance_summary
 from interp_sot.analysis.steerability import steerability_table
@@ -44,7 +44,7 @@ from interp_sot.analysis.steering_effects import (
 from interp_sot.analysis.sweep_table import COGNITIVE_BEHAVIOURS, TASK_PREFIX, is_sweep_traces
 from interp_sot.analysis.traces import load_run_table
 from interp_sot.io import atomic_write_json, write_frame
-from interp_sot.stages.analyze_measures import measure_tables
+from interp_sot.stages.analyze_measures import measure_tables, run_dir_of, screen_sets
 from interp_sot.stages.rundir import begin_stage, finish_stage, require_complete
 
 logger = logging.getLogger(__name__)
@@ -129,12 +129,56 @@ def _fit_each(outcomes: Sequence[str], fit: Callable[[str], pd.DataFrame], prefi
             logger.warning("%s%s not fitted: %s", prefix, y, err)
             skipped[prefix + y] = str(err)
             continue
+        clusters = tab.attrs.get("n_clusters")
+        if y in SUBSET_OUTCOMES and isinstance(clusters, int) and clusters < MIN_SUBSET_CLUSTERS:
+            # e.g. two valid answers at one strength: a within-problem fit on 2 problems has SE ~ 0 and p ~ 0
+            skipped[prefix + y] = (f"defined on only {clusters} problem(s) with traces in both arms over the {what} "
+                                   f"(< {MIN_SUBSET_CLUSTERS}): not estimable")
+            logger.warning("%s%s not fitted: %d problems", prefix, y, clusters)
+            continue
         if "outcome" not in tab.columns:
             tab.insert(0, "outcome", y)
         tabs.append(tab)
     return pd.concat(tabs, ignore_index=True) if tabs else pd.DataFrame()
 
 
+def _mediation(frame: pd.DataFrame, mediators: list[str], sweep: str | Path, screen: str | Path | None,
+               cols: SweepColumns, config: AnalyzeConfig, skipped: dict[str, str]) -> pd.DataFrame | None:
+    """baseline -> treated -> accuracy through ``mediators`` (three scales, Holm / BH per scale), or None with the
+    reason under ``skipped["mediation"]``. A measure-stage diversity mediator (``diversity.<set>.<measure>``) is
+    joined from the run's sidecar with the screen's feature sets."""
+    if not mediators:
+        logger.info("no mediators: skipping the mediation")
+        return None
+    if screen is not None and any(m.startswith(DIVERSITY_PREFIX) for m in mediators):
+        frame, _ = join_diversity(frame, run_dir_of(sweep), screen_sets(screen))
+    missing = [m for m in mediators if m not in frame.columns]
+    pair = frame[cols.strength].isin([config.baseline, config.treated])
+    constant = [m for m in mediators if m in frame.columns
+                and pd.to_numeric(frame.loc[pair, m], errors="coerce").nunique() <= 1]
+    why = None
+    if missing:
+        why = (f"mediator(s) {missing} not in the run table (diversity mediators need the measure stage's SAE "
+               "totals and a screen); the mediation was not fitted")
+    elif constant:  # paths a and b are not identified: say so instead of a table of NaN
+        why = (f"mediator(s) {constant} constant over the baseline ({config.baseline:g}) and treated "
+               f"({config.treated:g}) traces: the mediation is not identified and was not fitted")
+    if why is not None:
+        if config.on_unfittable == "error":
+            raise ValueError(why)
+        logger.warning("%s", why)
+        skipped["mediation"] = why
+        return None
+    med = pd.concat([strength_mediation(
+        frame, mediators, cols=cols, baseline=config.baseline, treated=config.treated,
+        length_control=config.length_control, missing=config.missing,
+        config=MediationConfig(n_boot=config.bootstrap, seed=config.seed, scale=scale))
+        for scale in ("raw", "std_all", "std_nox")], ignore_index=True)
+    return add_corrections(med, family="scale")
+
+
+MIN_SUBSET_CLUSTERS = 10
+"""A subset outcome fitted on fewer problems (clusters) than this is listed as not estimable."""
 SUBSET_OUTCOMES = (TASK_PREFIX + "abs_error",)
 """Outcomes defined on a subset of traces by construction (the error of a *valid* answer): fitted on the traces
 that have them (``missing="drop"``) whatever ``AnalyzeConfig.missing`` says, which is a comparison among valid
@@ -202,28 +246,10 @@ def analyze_stage(
     write_frame(steer, out / "steerability.csv")
     files["steerability"] = "steerability.csv"
 
-    med = None
-    constant = [m for m in mediators if m in frame.columns and pd.to_numeric(
-        frame.loc[frame[cols.strength].isin([config.baseline, config.treated]), m], errors="coerce").nunique() <= 1]
-    if constant:  # its paths a and b are not identified: say so instead of a table of NaN
-        why = (f"mediator(s) {constant} constant over the baseline ({config.baseline:g}) and treated "
-               f"({config.treated:g}) traces: the mediation is not identified and was not fitted")
-        if config.on_unfittable == "error":
-            raise ValueError(why)
-        logger.warning("%s", why)
-        skipped["mediation"] = why
-        mediators = []
-    if mediators:
-        med = pd.concat([strength_mediation(
-            frame, mediators, cols=cols, baseline=config.baseline, treated=config.treated,
-            length_control=config.length_control, missing=config.missing,
-            config=MediationConfig(n_boot=config.bootstrap, seed=config.seed, scale=scale))
-            for scale in ("raw", "std_all", "std_nox")], ignore_index=True)
-        med = add_corrections(med, family="scale")
+    med = _mediation(frame, mediators, sweep, screen, cols, config, skipped)
+    if med is not None:
         write_frame(med, out / "mediation.csv")
         files["mediation"] = "mediation.csv"
-    else:
-        logger.info("no mediators: skipping the mediation")
 
     ctrl_tab = None
     if controls is not None:
