@@ -25,8 +25,13 @@ def top_markers(behaviours: pd.DataFrame, n: int = 4) -> list[str]:
 
 
 def plot_demo(table: pd.DataFrame, pick: Pick, accuracy: pd.DataFrame, behaviours: pd.DataFrame,
-              controls: pd.DataFrame, min_contexts: int, path: Path) -> Path:
-    """Four panels; ``behaviours`` is the steer report's long table, ``controls`` the control regressions."""
+              controls: pd.DataFrame, min_contexts: int, path: Path, *, graded: pd.DataFrame | None = None,
+              prompted: pd.DataFrame | None = None) -> Path:
+    """Four panels; ``behaviours`` is the steer report's long table, ``controls`` the control regressions.
+
+    ``graded``: graded outcomes by strength (``findings.graded_by_strength``); when given, panel 2 shows them instead
+    of the markers (a task whose text holds no markers would show flat zeros). ``prompted``: the prompting arm's
+    graded table (one row), drawn as dashed levels in panels 2 and 3."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,16 +54,27 @@ def plot_demo(table: pd.DataFrame, pick: Pick, accuracy: pd.DataFrame, behaviour
     ax.legend(fontsize=7, loc="lower left")
 
     ax = axes[0, 1]
-    for name in top_markers(behaviours):
-        b = behaviours[behaviours["behaviour"] == name].sort_values("strength")
-        ax.errorbar(b["strength"], b["mean"], yerr=[b["mean"] - b["low"], b["high"] - b["mean"]], marker="o",
-                    capsize=3, label=name.removeprefix("markers."))
-    ax.set(xlabel="steering strength", ylabel="per 1k words (95% problem-bootstrap CI)",
-           title=f"2. Behaviour markers when steering feature {pick.feature}")
+    if graded is not None and len(graded):
+        for col, colour in (("answer_found", "tab:blue"), ("valid_expression", "tab:green")):
+            ax.plot(graded["strength"], graded[col], marker="o", c=colour, label=col.replace("_", " "))
+            if prompted is not None and len(prompted):
+                ax.axhline(float(prompted[col].iloc[0]), c=colour, ls="--", lw=1, label=f"prompted: {col}")
+        ax.set(xlabel="steering strength", ylabel="share of traces", ylim=(-0.02, 1.02),
+               title=f"2. Graded outcomes when steering feature {pick.feature}")
+    else:
+        for name in top_markers(behaviours):
+            b = behaviours[behaviours["behaviour"] == name].sort_values("strength")
+            ax.errorbar(b["strength"], b["mean"], yerr=[b["mean"] - b["low"], b["high"] - b["mean"]], marker="o",
+                        capsize=3, label=name.removeprefix("markers."))
+        ax.set(xlabel="steering strength", ylabel="per 1k words (95% problem-bootstrap CI)",
+               title=f"2. Behaviour markers when steering feature {pick.feature}")
     ax.legend(fontsize=8)
 
     ax = axes[1, 0]
     draw_accuracy(ax, accuracy)
+    if prompted is not None and len(prompted) and "accuracy" in prompted.columns:
+        ax.axhline(float(prompted["accuracy"].iloc[0]), c="tab:purple", ls="--", lw=1, label="prompted arm")
+        ax.legend(fontsize=8)
     ax.set(xlabel="steering strength", ylabel="Countdown accuracy (95% Wilson CI)", ylim=(-0.02, 1),
            title="3. Accuracy under steering")
 

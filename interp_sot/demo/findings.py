@@ -146,7 +146,8 @@ def graded_by_strength(run_dir: Path) -> pd.DataFrame | None:
     rows = []
     for s, g in frame.groupby("strength"):
         err = pd.to_numeric(g["abs_error"], errors="coerce")
-        rows.append({"strength": float(s), "n": len(g), "answer_found": float(g["answer"].notna().mean()),
+        rows.append({"strength": float(s), "n": len(g), "accuracy": float(g["correct"].astype(float).mean()),
+                     "answer_found": float(g["answer"].notna().mean()),
                      "valid_expression": float(g["valid_expression"].astype(float).mean()),
                      "mean_abs_error_valid": float(err.mean()) if err.notna().any() else math.nan})
     return pd.DataFrame(rows)

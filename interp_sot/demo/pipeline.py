@@ -149,7 +149,10 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
             per_feature.setdefault(int(c.feature), []).append(c.strength)
         ctrl_scales = feature_scales(sae, list(per_feature), "unit" if cfg.control_mode == "matched" else "sae",
                                      residual=dose.residual_norm)
-        ran = controls_stage(model, tokenizer, controls, problems, directions_of(ctrl_scales), sweep, ctrl_cfg,
+        # every control feature on the same first problems, so the conversational - non-conversational contrast is
+        # within problem (random problems per feature leave each problem in one group: nothing to compare)
+        shared = problems[: cfg.control_problems]
+        ran = controls_stage(model, tokenizer, controls, shared, directions_of(ctrl_scales), sweep, ctrl_cfg,
                              out / "controls", inputs=inputs, strength_units=units_record(ctrl_scales, per_feature))
     with _timed("measure", timings, out):  # coherence of every trace; SAE diversity of the sweep's traces
         measure_stage(model, tokenizer, sae, out / "steer", cfg.measure_config(), inputs=inputs)

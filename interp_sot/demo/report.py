@@ -62,10 +62,12 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
     from interp_sot.tasks.countdown.presets import get_preset
 
     behaviours = pd.read_csv(out / "steer" / "report" / "behaviours.csv")
+    graded = graded_by_strength(out / "steer")
+    prompted_graded = graded_by_strength(out / "prompted") if cfg.prompted else None
     figure: Path | None = None
     try:
         figure = plot_demo(table, pick, analysis.accuracy, behaviours, analysis.controls, cfg.min_contexts,
-                           out / "demo.png")
+                           out / "demo.png", graded=graded, prompted=prompted_graded)
     except ImportError:  # matplotlib is the optional `plot` extra
         figure = None
     fired = int((table["fire_count"] > 0).sum())
@@ -89,7 +91,6 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
     total = sum(timings.values())
     prompting = _csv(out / "analysis" / "prompting.csv")
     mediation = _csv(out / "analysis" / "mediation.csv")
-    graded = graded_by_strength(out / "steer")
     parts = [
         f"# interp-sot demo: {cfg.model}, layer {cfg.layer}, task `{cfg.task}`\n",
         measurability(analysis.accuracy, cfg),
