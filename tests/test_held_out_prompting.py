@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from builders import _common, char_tokenizer
+from builders import _build, char_tokenizer
 from features_helpers import make_sae
 
 from interp_sot.experiments.dose import DoseConfig
@@ -30,10 +30,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def model() -> Any:
-    import transformers as tf
-
     torch.manual_seed(0)
-    return tf.LlamaForCausalLM(tf.LlamaConfig(**_common(max_position_embeddings=1024))).eval()
+    return _build("llama").eval()  # the shared tiny llama (1,024-token context: few-shot prompts fit)
 
 
 def _sweep() -> Any:
