@@ -169,11 +169,18 @@ def _mediation(frame: pd.DataFrame, mediators: list[str], sweep: str | Path, scr
         logger.warning("%s", why)
         skipped["mediation"] = why
         return None
-    med = pd.concat([strength_mediation(
-        frame, mediators, cols=cols, baseline=config.baseline, treated=config.treated,
-        length_control=config.length_control, missing=config.missing,
-        config=MediationConfig(n_boot=config.bootstrap, seed=config.seed, scale=scale))
-        for scale in ("raw", "std_all", "std_nox")], ignore_index=True)
+    try:
+        med = pd.concat([strength_mediation(
+            frame, mediators, cols=cols, baseline=config.baseline, treated=config.treated,
+            length_control=config.length_control, missing=config.missing,
+            config=MediationConfig(n_boot=config.bootstrap, seed=config.seed, scale=scale))
+            for scale in ("raw", "std_all", "std_nox")], ignore_index=True)
+    except ValueError as err:  # e.g. too few problems, or a control absorbed by the problem fixed effects
+        if config.on_unfittable == "error":
+            raise
+        logger.warning("mediation not fitted: %s", err)
+        skipped["mediation"] = f"not fitted: {err}"
+        return None
     return add_corrections(med, family="scale")
 
 
