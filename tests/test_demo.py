@@ -248,3 +248,15 @@ def test_cli_parser_does_not_import_torch():
             "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_report_opens_with_whether_an_accuracy_effect_is_measurable():
+    from interp_sot.demo.findings import measurability
+
+    acc = pd.DataFrame({"strength": [0.0, 0.2], "n": [200, 200], "accuracy": [0.02, 0.05],
+                        "mde_vs_baseline": [float("nan"), 0.06]})
+    text = measurability(acc, DemoConfig(task="paper"))
+    assert text.startswith("**No accuracy effect is measurable in this run: the unsteered accuracy 2.0%")
+    ok = measurability(acc.assign(accuracy=[0.205, 0.055], mde_vs_baseline=[float("nan"), 0.123]), DemoConfig())
+    assert ok.startswith("Unsteered accuracy (s = 0): **20.5%** of 200 problems") and "12 points" in ok
+    assert measurability(acc.assign(accuracy=[0.97, 0.9]), DemoConfig()).startswith("**No accuracy effect")
