@@ -92,12 +92,15 @@ def shared_prefix_forward(
         return module(input_ids=ids.to(device), attention_mask=mask.to(device), **({"use_cache": False} | kwargs)).logits
 
 
-def shared_prefix_length(prompts: list[list[int]]) -> int:
+def shared_prefix_length(prompts: list[list[int]], minimum: int = 1) -> int:
     """Tokens every prompt starts with, leaving at least one prompt token of each outside the prefix (the last
-    prompt position predicts the first completion token, so it must be in the pass that returns logits)."""
+    prompt position predicts the first completion token, so it must be in the pass that returns logits); 0 when
+    fewer than two prompts share one or it is shorter than ``minimum`` (too short to be worth a separate pass)."""
+    if len(prompts) < 2:
+        return 0
     first = prompts[0]
     limit = min(len(p) for p in prompts) - 1
     n = 0
     while n < limit and all(p[n] == first[n] for p in prompts):
         n += 1
-    return n
+    return n if n >= minimum else 0

@@ -107,6 +107,7 @@ def prompting_contrast(
 
     Only problems present in both arms enter, so the contrast is within problem."""
     from interp_sot.analysis.regression import fe_ols
+    from interp_sot.analysis.steering_effects import add_log_length
 
     shared = set(baseline[problem]) & set(prompted[problem])
     if not shared:
@@ -114,13 +115,7 @@ def prompting_contrast(
     data = pd.concat([baseline.assign(prompted=0.0), prompted.assign(prompted=1.0)], ignore_index=True)
     data = data[data[problem].isin(shared)].copy()
     data[outcome] = pd.to_numeric(data[outcome].astype(float), errors="coerce")
-    controls: list[str] = []
-    if length_control:
-        trace_len = pd.to_numeric(data["trace_len"], errors="coerce").astype(float)
-        if (trace_len <= 0).any():
-            raise ValueError(f"trace_len must be > 0 to take its log ({int((trace_len <= 0).sum())} row(s) are not)")
-        data["log_trace_len"] = np.log(trace_len)
-        controls.append("log_trace_len")
+    controls = [add_log_length(data, "trace_len")] if length_control else []
     tab = fe_ols(data, outcome, "prompted", problem, problem, controls=controls, missing="drop", alpha=alpha)
     tab.insert(0, "outcome", outcome)
     return tab

@@ -161,6 +161,16 @@ def strength_mediation(
     return tab
 
 
+def add_log_length(data: pd.DataFrame, trace_len: str, term: str = "log_trace_len") -> str:
+    """Add ``term`` = log(``trace_len``) to ``data`` (in place) and return its name: the length control of every
+    contrast. A length <= 0 is an error (its log is undefined)."""
+    length = pd.to_numeric(data[trace_len], errors="coerce")
+    if (length <= 0).any():
+        raise ValueError(f"{trace_len!r} must be > 0 to take its log ({int((length <= 0).sum())} row(s) are not)")
+    data[term] = np.log(length.astype(float))
+    return term
+
+
 def controls_regression(
     df: pd.DataFrame,
     outcome: str = "correct",
@@ -182,13 +192,7 @@ def controls_regression(
     if need:
         raise ValueError(f"control table lacks column(s) {need}")
     data = df.copy()
-    controls: list[str] = []
-    if length_control:
-        trace_len = pd.to_numeric(data[cols.trace_len], errors="coerce")
-        if (trace_len <= 0).any():
-            raise ValueError(f"{cols.trace_len!r} must be > 0 to take its log ({int((trace_len <= 0).sum())} row(s) are not)")
-        data[length_term] = np.log(trace_len.astype(float))
-        controls.append(length_term)
+    controls = [add_log_length(data, cols.trace_len, length_term)] if length_control else []
     data[outcome] = pd.to_numeric(data[outcome].astype(float), errors="coerce")
     return fe_ols(data, outcome, "conversational", cols.problem, cols.cluster_col, controls=controls, missing=missing,
                   alpha=alpha)

@@ -72,9 +72,9 @@ DEFAULT_STRENGTHS = "-10,-5,0,5,10"
 """The paper's strengths, used without ``--strengths`` or a spec."""
 
 
-def _apply_spec(args: argparse.Namespace) -> dict[Any, Any]:
-    """``--spec FILE``: the spec's direction (per unit of s in its units) under its label, with ``args`` set to its
-    layer, site, scope and (unless given) strengths. A flag that contradicts the spec is refused."""
+def _apply_spec(args: argparse.Namespace) -> tuple[Any, dict[Any, Any]]:
+    """``--spec FILE``: the spec and its direction (per unit of s in its units) under its label, with ``args`` set to
+    its layer, site, scope and (unless given) strengths. A flag that contradicts the spec is refused."""
     from interp_sot.steering.spec import read_spec, spec_direction
 
     if args.features or args.direction:
@@ -90,7 +90,7 @@ def _apply_spec(args: argparse.Namespace) -> dict[Any, Any]:
             raise FlagError(f"--spec {shorten(args.spec)} records no strengths: give --strengths")
         args.strengths = ",".join(repr(float(x)) for x in spec.strengths)
     label = spec.direction.feature if spec.direction.feature is not None else Path(spec.direction.vector or "spec").stem
-    return {label: direction}
+    return spec, {label: direction}
 
 
 def _features(args: argparse.Namespace) -> list[int]:
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from interp_sot.stages.steer import STAGE, steer_identity, steer_stage
     from interp_sot.stages.strengths import units_record
 
-    spec_directions = _apply_spec(args) if args.spec else None
+    spec, spec_directions = _apply_spec(args) if args.spec else (None, None)
     if args.layer is None:
         raise FlagError("--layer is required (or --spec, which gives it)")
     if args.strengths is None:
@@ -158,10 +158,10 @@ def run(args: argparse.Namespace) -> int:
         units_rec = units_record(scales, strengths)
     else:
         model, tokenizer = load_run_model(args)
-        if args.spec:
-            from interp_sot.steering.spec import check_width, read_spec
+        if spec is not None:
+            from interp_sot.steering.spec import check_width
 
-            check_width(read_spec(args.spec), model)
+            check_width(spec, model)
     if shard.is_main:
         begin_stage(args.out, STAGE, steer_identity(config, directions, problems, strengths, coding), inputs)
     result = steer_stage(model, tokenizer, problems, directions, strengths, config, args.out, coding=coding,

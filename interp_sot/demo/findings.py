@@ -136,21 +136,21 @@ def measurability(accuracy: pd.DataFrame, cfg: Any) -> str:
 
 
 def graded_by_strength(run_dir: Path) -> pd.DataFrame | None:
-    """Per strength: traces, share with an answer, share with a valid expression, mean |error| of valid ones."""
-    path = run_dir / "sweep.jsonl"
-    if not path.is_file():
+    """Per strength: traces, accuracy, share with an answer, share with a valid expression, mean |error| of valid
+    ones (the run table's ``task.*`` columns, ``analysis.traces.add_graded_outcomes``); None without them."""
+    from interp_sot.analysis.sweep_table import TASK_PREFIX
+    from interp_sot.analysis.traces import load_run_table
+
+    if not (run_dir / "sweep.jsonl").is_file():
         return None
-    frame = pd.DataFrame(read_jsonl(path))
-    if "valid_expression" not in frame.columns:
+    frame = load_run_table(run_dir).frame
+    if TASK_PREFIX + "valid_expression" not in frame.columns:
         return None
-    rows = []
-    for s, g in frame.groupby("strength"):
-        err = pd.to_numeric(g["abs_error"], errors="coerce")
-        rows.append({"strength": float(s), "n": len(g), "accuracy": float(g["correct"].astype(float).mean()),
-                     "answer_found": float(g["answer"].notna().mean()),
-                     "valid_expression": float(g["valid_expression"].astype(float).mean()),
-                     "mean_abs_error_valid": float(err.mean()) if err.notna().any() else math.nan})
-    return pd.DataFrame(rows)
+    table = frame.groupby("strength").agg(
+        n=("correct", "size"), accuracy=("correct", "mean"), answer_found=(TASK_PREFIX + "answer_found", "mean"),
+        valid_expression=(TASK_PREFIX + "valid_expression", "mean"),
+        mean_abs_error_valid=(TASK_PREFIX + "abs_error", "mean"))
+    return table.reset_index().astype({"strength": float, "accuracy": float})
 
 
 def prompting_section(prompting: pd.DataFrame | None, cfg: Any) -> str:

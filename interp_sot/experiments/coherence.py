@@ -139,8 +139,7 @@ def completion_logprobs(
         rows = [i for i in order[start : start + batch_size] if completions[i]]
         if not rows:
             continue
-        shared = shared_prefix_length([prompts[i] for i in rows]) if len(rows) > 1 else 0
-        shared = shared if shared >= min_shared_prefix else 0
+        shared = shared_prefix_length([prompts[i] for i in rows], min_shared_prefix)
         logits = shared_prefix_forward(model, prompts[rows[0]][:shared],
                                        [(prompts[i] + completions[i])[shared:] for i in rows])
         for b, i in enumerate(rows):

@@ -95,8 +95,7 @@ def _resid_batches(
     target = resolve_layer(module, layer)
     for start in range(0, len(prompts), batch_size):
         rows = list(range(start, min(start + batch_size, len(prompts))))
-        shared = shared_prefix_length([prompts[i] for i in rows]) if len(rows) > 1 else 0
-        shared = shared if shared >= min_shared_prefix else 0
+        shared = shared_prefix_length([prompts[i] for i in rows], min_shared_prefix)
         hidden = shared_prefix_forward(module, prompts[rows[0]][:shared],
                                        [(prompts[i] + completions[i])[shared:] for i in rows], layer_module=target)
         for b, i in enumerate(rows):
