@@ -23,7 +23,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/interp-sot demo
 
 test: $(STAMP)
-	$(BIN)/ruff check interp_sot tests benchmarks
+	$(BIN)/ruff check interp_sot tests benchmarks scripts
 	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q tests
 

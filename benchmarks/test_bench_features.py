@@ -180,7 +180,8 @@ def test_bench_peak_memory_independent_of_corpus_size() -> None:
           f"top-{TOP_K}, L0 {large['l0']:.0f}")
     for r in (small, large):
         print(f"peak RSS at {r['n']:>6} tokens: {r['peak_rss_mb']:.0f} MB "
-              f"(after imports + SAE: {r['setup_mb']:.0f} MB; collection adds {r['peak_rss_mb'] - r['setup_mb']:.0f} MB)")
+              f"(after imports + SAE: {r['setup_mb']:.0f} MB; "
+              f"collection adds {r['peak_rss_mb'] - r['setup_mb']:.0f} MB)")
     print(f"growth for 4x the corpus: {large['peak_rss_mb'] - small['peak_rss_mb']:+.0f} MB")
     assert large["peak_rss_mb"] > 0
 

@@ -61,25 +61,29 @@ def _contexts(tok, n: int, before: int = 32, after: int = 8) -> list[str]:
         out = []
         for _ in range(n):
             c = int(rng.integers(before // 2, len(words) - after // 2))
-            out.append(" ".join(words[c - before // 2:c]) + f" <<{words[c]}>> " + " ".join(words[c + 1:c + 1 + after // 2]))
+            out.append(" ".join(words[c - before // 2:c]) + f" <<{words[c]}>> "
+                       + " ".join(words[c + 1:c + 1 + after // 2]))
         return out
     ids = tok(TEXT * 2, add_special_tokens=False)["input_ids"]
     out = []
     for _ in range(n):
         c = int(rng.integers(before, len(ids) - after))
-        out.append(tok.decode(ids[c - before:c]) + "<<" + tok.decode(ids[c:c + 1]) + ">>" + tok.decode(ids[c + 1:c + 1 + after]))
+        out.append(tok.decode(ids[c - before:c]) + "<<" + tok.decode(ids[c:c + 1]) + ">>"
+                   + tok.decode(ids[c + 1:c + 1 + after]))
     return out
 
 
 def test_full_screen_judge_cost() -> None:
     tok = _tokenizer()
-    count = (lambda s: len(tok(s, add_special_tokens=False)["input_ids"])) if tok is not None else (lambda s: math.ceil(len(s) / 4))
+    count = ((lambda s: len(tok(s, add_special_tokens=False)["input_ids"])) if tok is not None
+             else (lambda s: math.ceil(len(s) / 4)))
     unit = "SmolLM2 tokens" if tok is not None else "chars/4"
     contexts = _contexts(tok, 200)
     per_message_overhead = 4  # role + delimiters in a typical chat template
     print(f"\n[screening] judge cost of a full screen: {D_SAE} features x {K} contexts = {FULL:,} judgments ({unit}; "
           f"contexts of 32+1+8 tokens; prompt {CONVERSATIONAL_SCORE.key}; no dedupe)")
-    print(f"{'batch':>6} {'calls':>11} {'prompt tok/call':>16} {'prompt tokens':>15} {'reply tok/call':>15} {'vs batch 1':>11}")
+    print(f"{'batch':>6} {'calls':>11} {'prompt tok/call':>16} {'prompt tokens':>15} {'reply tok/call':>15} "
+          f"{'vs batch 1':>11}")
     base = None
     for b in (1, 5, 10, 20, 50):
         sizes = []
@@ -133,7 +137,8 @@ def test_table_filter_sampling_32k_features() -> None:
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     assert len(table) == D_SAE and len(conv) == len(non) == 300
-    print(f"\n[screening] label-mode ratio + table + filter + 2x300 controls over {D_SAE} features: median {med * 1000:.0f} ms "
+    print(f"\n[screening] label-mode ratio + table + filter + 2x300 controls over {D_SAE} features: "
+          f"median {med * 1000:.0f} ms "
           f"(min {min(times) * 1000:.0f}, 7 runs); target < 1000 ms: {'MET' if med < 1.0 else 'NOT MET'}")
 
 
@@ -187,7 +192,8 @@ def test_judged_contexts_per_second_over_loopback(tmp_path) -> None:
                     out = ratio_from_judge(stats, render, judge, None, config=RatioConfig(k=k, batch_size=batch))
                     rates.append(n_ctx / (time.perf_counter() - t0))
                     assert out.calls == math.ceil(n_ctx / batch)
-                direct = ratio_from_judge(stats, render, HeuristicJudge(), None, config=RatioConfig(k=k, batch_size=batch))
+                direct = ratio_from_judge(stats, render, HeuristicJudge(), None,
+                                          config=RatioConfig(k=k, batch_size=batch))
                 np.testing.assert_array_equal(out.ratio, direct.ratio)
                 rows.append((latency, batch, conc, statistics.median(rates)))
     print(f"\n[screening] judged contexts/s, OpenAI client -> loopback server process (heuristic answers), "
@@ -197,4 +203,5 @@ def test_judged_contexts_per_second_over_loopback(tmp_path) -> None:
         ideal = f"{batch * conc / latency:.0f}" if latency else "-"
         print(f"{latency * 1000:>10.0f} ms {batch:>6} {conc:>10} {rate:>11.0f} {ideal:>7}")
     rate = dict(((lat, b, c), r) for lat, b, c, r in rows)[(0.05, 10, 8)]
-    print(f"  a full screen ({FULL:,} contexts) at that rate (50 ms/call, batch 10, 8 in flight): {FULL / rate / 3600:.1f} h")
+    print(f"  a full screen ({FULL:,} contexts) at that rate (50 ms/call, batch 10, 8 in flight): "
+          f"{FULL / rate / 3600:.1f} h")

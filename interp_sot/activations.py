@@ -6,25 +6,29 @@ Data path: corpus -> **activations** -> stats -> screen -> steer -> analyze. Rea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from interp_sot.layers import unwrap
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM
 
 
 class _StopForward(Exception):
     """Raised by the layer hook to end the forward pass after layer L."""
 
 
-def forward_to_layer(model: Any, layer_module: torch.nn.Module, input_ids: torch.Tensor,
-                     attention_mask: torch.Tensor, **forward_kwargs: Any) -> torch.Tensor:
+def forward_to_layer(model: CausalLM | torch.nn.Module, layer_module: torch.nn.Module, input_ids: torch.Tensor,
+                     attention_mask: torch.Tensor, **forward_kwargs: object) -> torch.Tensor:
     """Residual stream after ``layer_module``: ``[B, T, d_model]``; later layers and the LM head never run.
 
     ``forward_kwargs``: passed to the model (``past_key_values``, ``position_ids`` of :func:`shared_prefix_forward`)."""
     captured: list[torch.Tensor] = []
 
-    def hook(_module: Any, _args: Any, output: Any) -> None:
+    def hook(_module: torch.nn.Module, _args: tuple[object, ...],
+             output: torch.Tensor | tuple[torch.Tensor, ...]) -> None:
         captured.append(output[0] if isinstance(output, tuple) else output)
         raise _StopForward
 
@@ -58,7 +62,7 @@ def right_padded(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, 
 
 
 def shared_prefix_forward(
-    model: Any,
+    model: CausalLM | torch.nn.Module,
     prefix: list[int],
     suffixes: list[list[int]],
     *,
@@ -75,7 +79,7 @@ def shared_prefix_forward(
     module = unwrap(model)
     device = next(module.parameters()).device
     ids, mask = right_padded(suffixes)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, object] = {}
     if prefix:
         from transformers import DynamicCache
 
@@ -89,7 +93,8 @@ def shared_prefix_forward(
     if layer_module is not None:
         return forward_to_layer(module, layer_module, ids.to(device), mask.to(device), **kwargs)
     with torch.no_grad():
-        return module(input_ids=ids.to(device), attention_mask=mask.to(device), **({"use_cache": False} | kwargs)).logits
+        out = module(input_ids=ids.to(device), attention_mask=mask.to(device), **({"use_cache": False} | kwargs))
+        return out.logits
 
 
 def shared_prefix_length(prompts: list[list[int]], minimum: int = 1) -> int:

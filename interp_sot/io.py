@@ -16,13 +16,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp_sot.errors import InterpSotError, shorten
 
-if TYPE_CHECKING:  # torch is imported where used: the CLI's --help imports this module
+if TYPE_CHECKING:  # torch and pandas are imported where used: the CLI's --help imports this module
+    import pandas as pd
     import torch
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
+def atomic_write_json(path: str | Path, obj: object) -> None:
+    """Write ``obj`` as indented JSON, atomically (values JSON cannot hold are written as their ``str``)."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
@@ -120,7 +122,7 @@ def truncate_torn_tail(path: str | Path) -> bool:
     return True
 
 
-def append_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
+def append_jsonl(path: str | Path, records: Sequence[Mapping[str, object]]) -> None:
     """Append whole JSON lines and fsync, so a killed run loses at most the batch being written."""
     if not records:
         return
@@ -242,7 +244,7 @@ def iter_jsonl(path: str | Path) -> JsonlRecords:
     return JsonlRecords(path)
 
 
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, object]) -> None:
     """Atomically write tensors plus a JSON header entry (readers see the old file or the whole new one)."""
     from safetensors.torch import save_file
 
@@ -267,7 +269,7 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     return tensors, json.loads(header["interp_sot"])
 
 
-def write_frame(frame: Any, path: str | Path, *, index: bool = False) -> Path:
+def write_frame(frame: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
     """Write a pandas table atomically as CSV or parquet, chosen by ``path``'s suffix: every table writer's body."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -281,7 +283,7 @@ def write_frame(frame: Any, path: str | Path, *, index: bool = False) -> Path:
     return path
 
 
-def write_table(frame: Any, stem: Path) -> Path:
+def write_table(frame: pd.DataFrame, stem: Path) -> Path:
     """``stem``.parquet when pyarrow is installed, else ``stem``.csv; written atomically. Returns the path."""
     try:
         import pyarrow  # noqa: F401

@@ -13,7 +13,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from interp_sot.protocols import CausalLM, Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
-def _prepare_tokenizer(tokenizer: Any) -> Any:
+def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """Left padding, so a batch of prompts ends aligned and generation appends at one position."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -49,7 +55,7 @@ def _prepare_tokenizer(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def _save_dequantised(model: Any, folder: Path) -> None:
+def _save_dequantised(model: PreTrainedModel, folder: Path) -> None:
     """Save a GGUF-loaded model as plain safetensors + config.
 
     ``save_pretrained`` refuses: the model still carries transformers' GGUF quantizer marker although its
@@ -105,10 +111,10 @@ def load_model(
     name_or_path: str,
     *,
     gguf_file: str | None = None,
-    dtype: Any = None,
+    dtype: torch.dtype | str | None = None,
     device: str | None = None,
     cache_dir: str | Path | None = None,
-) -> tuple[Any, Any]:
+) -> tuple[CausalLM, Tokenizer]:
     """Load ``(model, tokenizer)`` in eval mode with a left-padding tokenizer.
 
     ``name_or_path`` is a hub id (the real path: ``from_pretrained(model_id)``), a local folder, or
@@ -116,15 +122,18 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, object] = {}
     if dtype is not None:
         kwargs["dtype"] = dtype
     source = model_source(name_or_path, cache_dir)
     if name_or_path != SMOLLM2 and gguf_file is not None:
         kwargs["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(source, **({"gguf_file": gguf_file} if gguf_file else {}))
-    model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if device is not None:
-        model = model.to(device)
+        # transformers wraps ``to`` with ``functools.wraps(nn.Module.to)``, which types it as unbound; the
+        # module method itself moves the weights in place.
+        module: torch.nn.Module = model
+        module.to(device)
     model.eval()
     return model, _prepare_tokenizer(tokenizer)

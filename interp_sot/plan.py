@@ -20,9 +20,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from interp_sot.errors import InterpSotError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig
+
+    from interp_sot.protocols import CausalLM
 
 GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
@@ -32,7 +38,7 @@ class PlanError(InterpSotError):
     """The planned batch cannot fit the device memory; the message says by how much and what fits."""
 
 
-def dtype_bytes(dtype: Any) -> int:
+def dtype_bytes(dtype: torch.dtype | str) -> int:
     """Bytes per element of a torch dtype or its name (``"bfloat16"``, ``torch.bfloat16``)."""
     name = str(dtype).removeprefix("torch.")
     if name not in DTYPE_BYTES:
@@ -60,12 +66,13 @@ class ModelShape:
     """Parameter count (weights memory)."""
 
     def __post_init__(self) -> None:
-        for name in ("n_layers", "n_kv_heads", "head_dim", "hidden_size", "intermediate_size", "vocab_size", "n_params"):
+        for name in ("n_layers", "n_kv_heads", "head_dim", "hidden_size", "intermediate_size", "vocab_size",
+                     "n_params"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     @classmethod
-    def from_config(cls, config: Any, n_params: int | None = None) -> ModelShape:
+    def from_config(cls, config: PretrainedConfig, n_params: int | None = None) -> ModelShape:
         """From a transformers config (text config of multimodal ones); parameters counted on the meta device."""
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         heads = int(text.num_attention_heads)
@@ -81,11 +88,11 @@ class ModelShape:
         )
 
     @classmethod
-    def from_model(cls, model: Any) -> ModelShape:
+    def from_model(cls, model: CausalLM) -> ModelShape:
         return cls.from_config(model.config, n_params=sum(p.numel() for p in model.parameters()))
 
 
-def count_parameters(config: Any) -> int:
+def count_parameters(config: PretrainedConfig) -> int:
     """Exact parameter count of the causal LM ``config`` describes, built on the meta device (no memory)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -116,7 +123,8 @@ class _MemoryPlan:
     def _device_lines(self) -> list[str]:
         if self.device_bytes is None:
             return []
-        return [f"device memory available {self.device_bytes / GIB:.2f} GiB: " + ("fits" if self.fits else "DOES NOT FIT")]
+        verdict = "fits" if self.fits else "DOES NOT FIT"
+        return [f"device memory available {self.device_bytes / GIB:.2f} GiB: {verdict}"]
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,7 @@ def plan_generation(
     batch_size: int,
     prompt_tokens: int,
     max_new_tokens: int,
-    dtype: Any = "bfloat16",
+    dtype: torch.dtype | str = "bfloat16",
     device_bytes: int | None = None,
     seconds_per_step: float | None = None,
 ) -> GenerationPlan:
@@ -280,7 +288,7 @@ def plan_stats(
     batch_tokens: int,
     d_sae: int,
     chunk_size: int = 1024,
-    dtype: Any = "bfloat16",
+    dtype: torch.dtype | str = "bfloat16",
     device_bytes: int | None = None,
 ) -> StatsPlan:
     """The plan of a statistics pass over ``tokens`` corpus tokens (see :class:`StatsPlan` for each term)."""
@@ -310,7 +318,7 @@ def largest_batch_tokens(plan: StatsPlan) -> int:
     return max(0, spare // per_token)
 
 
-def device_memory(device: Any, *, headroom: float = 0.1, resident_bytes: int = 0) -> int | None:
+def device_memory(device: torch.device | str | int, *, headroom: float = 0.1, resident_bytes: int = 0) -> int | None:
     """Bytes a run may plan on ``device``: CUDA free memory (plus ``resident_bytes`` already holding this run's
     weights) minus ``headroom`` of the total; None for devices whose memory torch cannot report (CPU, MPS)."""
     import torch

@@ -246,7 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream_reply(self, reply: dict[str, Any], gap_s: float) -> None:
         """The reply as server-sent events: role, the text in pieces of 8 characters, finish, usage, [DONE]."""
         text = reply["choices"][0]["message"]["content"]
-        base = {"id": reply["id"], "object": "chat.completion.chunk", "created": reply["created"], "model": reply["model"]}
+        base = {"id": reply["id"], "object": "chat.completion.chunk", "created": reply["created"],
+                "model": reply["model"]}
         self._start_stream()
         self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
         for i in range(0, len(text), 8):

@@ -8,6 +8,7 @@ skips only when the serving extra (``pip install 'interp-sot[serving]'``) cannot
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,11 +16,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,6 +82,64 @@ class ServedModel:
     def completions(self) -> int:
         """Chat-completion requests the server has received so far (from its access log)."""
         return self.log.read_text(errors="replace").count("POST /v1/chat/completions")
+
+
+class RecordingJudge:
+    """Wraps a live judge and keeps every ``(messages, reply)`` it got from the server (thread-safe)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[list[dict[str, str]], str]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def max_concurrency(self) -> int:
+        return int(getattr(self.inner, "max_concurrency", 1))
+
+    @property
+    def usage(self) -> Any:
+        return self.inner.usage
+
+    def complete(self, messages: list[dict[str, str]]) -> str:
+        reply = self.inner.complete(messages)
+        with self._lock:
+            self.calls.append(([dict(m) for m in messages], reply))
+        return reply
+
+    @property
+    def replies(self) -> list[str]:
+        return [reply for _, reply in self.calls]
+
+
+@dataclass
+class ChoiceConstraint:
+    """Token constraint for ``transformers serve``: the reply may use only the tokens of ``choices`` (plus end of
+    turn) and must start with the first token they share. Sent as the request's ``generation_config`` (generate's
+    ``suppress_tokens`` / ``begin_suppress_tokens``), the server's way to guide a small model to a fixed format."""
+
+    folder: Path
+    choices: list[str] = field(default_factory=list)
+
+    def generation_config(self) -> dict[str, list[int]]:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(self.folder)
+        encoded = [tok.encode(c, add_special_tokens=False) for c in self.choices]
+        starts = {ids[0] for ids in encoded}
+        if len(starts) != 1:
+            raise ValueError(f"choices {self.choices} do not share a first token")
+        allowed = {i for ids in encoded for i in ids} | {tok.convert_tokens_to_ids(tok.eos_token)}
+        vocab = range(len(tok))
+        return {"suppress_tokens": [i for i in vocab if i not in allowed],
+                "begin_suppress_tokens": [i for i in vocab if i not in starts]}
+
+    def extra_body(self) -> dict[str, str]:
+        """``OpenAIConfig.extra_body`` (a ``make_judge`` option) carrying the constraint."""
+        return {"generation_config": json.dumps(self.generation_config())}
 
 
 def _serving_extra_missing() -> str | None:

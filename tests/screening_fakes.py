@@ -25,7 +25,8 @@ class FakeStats:
     onset_n: int = 4
 
 
-def brute_force_stats(acts: np.ndarray, onset_dist: np.ndarray, k: int, first_n: int = 4, onset_n: int = 4) -> FakeStats:
+def brute_force_stats(acts: np.ndarray, onset_dist: np.ndarray, k: int, first_n: int = 4, onset_n: int = 4
+                      ) -> FakeStats:
     """``acts``: [n_seq, seq_len, d_sae] (>= 0); ``onset_dist``: [n_seq, seq_len] distance from the sentence onset."""
     n_seq, seq_len, d = acts.shape
     fires = acts > 0

@@ -1,4 +1,5 @@
-"""steer -> analyze: a steering run's report directory is read by `interp-sot analyze` as it is."""
+"""steer -> analyze: a steering run directory, or the per-trace table an analysis wrote, is read by
+`interp-sot analyze` as it is."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import argparse
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_runs import write_run
 
 from interp_sot.analysis.sweep_table import COGNITIVE_BEHAVIOURS, resolve_run_path, to_analysis_schema
 from interp_sot.behaviours.judge_coding import BehaviourCoding
-from interp_sot.stages.report import write_report
+from interp_sot.stages.analyze import AnalyzeConfig, analyze_stage
 
 
 def _records(n_problems: int = 40, seed: int = 0, group: str | None = None) -> tuple[list[dict], list[BehaviourCoding]]:
@@ -25,18 +27,19 @@ def _records(n_problems: int = 40, seed: int = 0, group: str | None = None) -> t
             records.append({
                 "key": key, "feature": "7", "group": group, "strength": s, "problem_id": f"p{p}",
                 "correct": correct, "completion": "wait, let me check. " * (1 + verif) + "oh we but hmm",
-                "n_new_tokens": n_new, "n_prompt_tokens": 30, "target": 24, "batch_seed": 5,
+                "n_new_tokens": n_new, "n_prompt_tokens": 30, "target": 24, "batch_seed": 5, "settings": {},
             })
-            counts = {"verification": verif, "backtracking": int(rng.poisson(1)), "subgoal_setting": int(rng.poisson(1)),
-                      "backward_chaining": int(rng.poisson(0.5))}
+            counts = {"verification": verif, "backtracking": int(rng.poisson(1)),
+                      "subgoal_setting": int(rng.poisson(1)), "backward_chaining": int(rng.poisson(0.5))}
             codings.append(BehaviourCoding(key, "cognitive", "behaviours_cognitive@1", "fake", counts))
     return records, codings
 
 
 def test_traces_table_maps_onto_analysis_schema(tmp_path):
     records, codings = _records()
-    write_report(records, tmp_path, codings=codings, plot=False, n_boot=50)
-    table = to_analysis_schema(pd.read_parquet(resolve_run_path(tmp_path)))
+    run = write_run(tmp_path / "steer", records, codings=codings)
+    analyze_stage(run, AnalyzeConfig(mediators=(), plot=False, bootstrap=50), tmp_path / "a")
+    table = to_analysis_schema(pd.read_parquet(resolve_run_path(tmp_path / "a")))
     df = table.frame
     assert (df["trace_len"] == df["n_new_tokens"]).all()
     for name in COGNITIVE_BEHAVIOURS:
@@ -50,10 +53,10 @@ def test_analyze_cli_reads_a_steer_run_directory(tmp_path):
     from interp_sot.cli import analyze
 
     records, codings = _records()
-    run_dir, ctrl_dir, out = tmp_path / "steer", tmp_path / "controls", tmp_path / "analysis"
-    write_report(records, run_dir, codings=codings, plot=False, n_boot=50)
+    out = tmp_path / "analysis"
+    run_dir = write_run(tmp_path / "steer", records, codings=codings)
     ctrl = _records(seed=1, group="conversational")[0] + _records(seed=2, group="non_conversational")[0]
-    write_report(ctrl, ctrl_dir, plot=False, n_boot=50)
+    ctrl_dir = write_run(tmp_path / "controls", ctrl, stage="controls")
 
     parser = argparse.ArgumentParser()
     analyze.add_parser(parser.add_subparsers())
@@ -72,6 +75,9 @@ def test_analyze_cli_reads_a_steer_run_directory(tmp_path):
     med = pd.read_csv(out / "mediation.csv")
     assert set(COGNITIVE_BEHAVIOURS) <= set(med.astype(str).stack())  # the four cognitive mediators are used by default
     assert (out / "controls_regression.csv").is_file()
+    # the analysis, then each run's report rendered from it, inside --out
+    assert "## Every outcome per strength" in (out / "report" / "summary.md").read_text()
+    assert "## Controls" in (out / "controls_report" / "summary.md").read_text()
 
 
 def test_unknown_control_group_is_an_error():

@@ -172,6 +172,7 @@ def test_out_that_is_a_file_is_refused(run_dir, tmp_path, capsys):
 def test_cli_help_does_not_import_torch():
     import subprocess
 
-    code = "import sys; from interp_sot.cli import main\ntry: main(['browse', '--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = ("import sys; from interp_sot.cli import main\ntry: main(['browse', '--help'])\nexcept SystemExit: pass\n"
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")

@@ -76,7 +76,8 @@ def test_degenerate_text_flag() -> None:
     assert text_shares(loop).repeat_share > 0.5 and text_shares(loop).degenerate
     assert text_shares("#$%&@!?*^~" * 3).symbol_share == 1.0
     fluent = ("We need 24 from 3, 4, 6 and 2. First, 3 * 4 = 12, then 12 + 6 = 18, and 18 + 2 = 20, "
-              "which is not 24. Instead try 6 * 4 = 24 and 3 - 2 = 1, so 24 * 1 = 24. <answer> 6 * 4 * (3 - 2) </answer>")
+              "which is not 24. Instead try 6 * 4 = 24 and 3 - 2 = 1, so 24 * 1 = 24. "
+              "<answer> 6 * 4 * (3 - 2) </answer>")
     shares = text_shares(fluent)
     assert not shares.degenerate and shares.symbol_share < 0.6 and shares.repeat_share < 0.2
     assert not text_shares("<<<<").degenerate  # too short to judge (min_units)

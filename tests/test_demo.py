@@ -35,8 +35,13 @@ def test_sweep_strengths_stay_inside_the_coherent_range():
     wide = DoseResult(1, "resid", 0.25, 170.0, 170.0, -0.8, 0.2, -0.3, 0.2, 0.3, 8, [])
     assert sweep_strengths(DemoConfig(), wide) == [0.0, 0.2]  # even when the negative side is longer
     assert sweep_strengths(DemoConfig(strengths=(0.0, 0.2, -0.1)), dose) == [-0.1, 0.0, 0.2]
-    with pytest.raises(ValueError, match=r"outside the coherent range \[-0.1, 0.2\]"):
-        sweep_strengths(DemoConfig(strengths=(-10.0, 0.0, 10.0)), dose)
+    from interp_sot.experiments.dose import check_in_range
+
+    with pytest.raises(ValueError, match=r"outside the coherent range \[-0.1, 0.2\]"):  # what steer_features runs
+        check_in_range(dose, sweep_strengths(DemoConfig(strengths=(-10.0, 0.0, 10.0)), dose))
+    with pytest.raises(ValueError, match="measured strengths in 'resid' units, but this run steers in 'unit'"):
+        check_in_range(dose, [0.0, 0.1], units="unit")
+    check_in_range(dose, [-0.1, 0.0, 0.2], units="resid", feature=1)
 
 
 def test_shipped_data_is_present_and_labelled():
@@ -216,7 +221,8 @@ def test_screen_stage_labels_and_heuristic_judge(tiny_llama, tmp_path):
     from interp_sot.stages.screen import screen_stage
 
     stats, tok = _tiny_stats(tiny_llama)
-    by_labels = screen_stage(stats, DemoConfig(judge="labels").screen_config(), tmp_path / "a" / "screen", tokenizer=tok).table
+    by_labels = screen_stage(stats, DemoConfig(judge="labels").screen_config(), tmp_path / "a" / "screen",
+                             tokenizer=tok).table
     # label ratio = share of a feature's top contexts that sit in conversational documents
     labels = stats.contexts.sequence_labels("conversational")
     seq = stats.topk_seq.numpy()

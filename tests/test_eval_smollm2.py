@@ -144,7 +144,8 @@ def test_nonzero_strength_equals_lm_eval_steered_on_the_export(run: Path, spec_p
     steered = SteeredModel(pretrained=model_source("smollm2"), steer_path=str(pt), batch_size=8, device="cpu")
     theirs = _lm_eval_samples(steered, manager)
     ours = {t: _samples(run / f"strength_{STRENGTH:+.6g}", t) for t in TASKS}
-    ll_ours, ll_theirs = _loglikelihoods(ours["interp_sot_addition_mc"]), _loglikelihoods(theirs["interp_sot_addition_mc"])
+    ll_ours = _loglikelihoods(ours["interp_sot_addition_mc"])
+    ll_theirs = _loglikelihoods(theirs["interp_sot_addition_mc"])
     assert len(ll_ours) == len(ll_theirs) == 4 * LIMIT
     assert max(abs(a - b) for a, b in zip(ll_ours, ll_theirs, strict=True)) <= 1e-5
     assert _generations(ours["interp_sot_addition_gen"]) == _generations(theirs["interp_sot_addition_gen"])

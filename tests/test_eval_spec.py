@@ -132,7 +132,8 @@ def _sae_spec(tmp_path: Path, units: str = "unit") -> tuple[SteeringSpec, torch.
     save_direction(tmp_path / "d.safetensors", d)
     spec = SteeringSpec(model="tiny", d_model=D_MODEL, layer=LAYER, units=units, residual_norm=7.0,  # type: ignore[arg-type]
                         direction=DirectionSource(vector="d.safetensors", feature=4, sae_release="rel", sae_id="id/x",
-                                                  neuronpedia_id="tiny-model/1-res", decoder_norm=float(w_dec[4].norm())),
+                                                  neuronpedia_id="tiny-model/1-res",
+                                                  decoder_norm=float(w_dec[4].norm())),
                         base=tmp_path)
     return spec, w_dec
 

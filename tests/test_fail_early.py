@@ -16,6 +16,7 @@ One error path:
 Locked run directories:
 11. a second process writing into a claimed run directory is refused at once, naming the holder's pid; the lock
     is released when the holder dies; within one process the claim is re-entrant
+    (under torchrun the ranks share rank 0's claim while any other process is refused: test_torchrun_claim.py)
 The Python stage API as strict as the CLI:
 12. stats_stage with corpus B after corpus A (no inputs given) is refused; a one-pass iterator asks for inputs
 Bounded inputs:
@@ -25,6 +26,8 @@ Bounded inputs:
 15. truncated documents are counted (logged once) and recorded in the stats' info
 Checks that can fail:
 16. the GPU check's path agreement and kernel mismatch fail its exit status
+    (the real judge server's replies are non-empty, and its verdicts parse into the screen table:
+    test_judging_real_server.py; a bad --prompt-file is a one-line error: test_judging_prompts.py)
 """
 
 from __future__ import annotations
@@ -119,9 +122,9 @@ def test_out_that_is_a_file_is_named_before_any_weights_load(folders, tmp_path, 
     cases = {
         "steer": _steer(folders, "corrupt", taken),
         "controls": ["controls", "--model", str(folders["corrupt"]), "--decoder", str(root / "wdec.safetensors"),
-                     "--layer", "1", "--controls", str(tmp_path / "c.csv"), "--units", "unit", "--problems-per-feature", "1",
-                     "--problems",
-                     str(root / "problems.jsonl"), "--n-problems", "2", "--out", str(taken)],
+                     "--layer", "1", "--controls", str(tmp_path / "c.csv"), "--units", "unit",
+                     "--problems-per-feature", "1", "--problems", str(root / "problems.jsonl"), "--n-problems", "2",
+                     "--out", str(taken)],
         "dose": ["dose", "--model", str(folders["corrupt"]), "--decoder", str(root / "wdec.safetensors"), "--layer",
                  "1", "--feature", "3", "--n-problems", "2", "--max-new-tokens", "4", "--prompt-style", "tinyzero",
                  "--out", str(taken)],
@@ -317,8 +320,8 @@ def test_numbers_stay_integers_and_bad_targets_are_refused(tmp_path, folders, ca
 
     big = 12345678901234567891
     path = tmp_path / "p.jsonl"
-    path.write_text(json.dumps({"nums": [1, 2], "target": big}) + "\n" + json.dumps({"nums": ["3", 4.0], "target": "12"})
-                    + "\n")
+    path.write_text(json.dumps({"nums": [1, 2], "target": big}) + "\n"
+                    + json.dumps({"nums": ["3", 4.0], "target": "12"}) + "\n")
     first, second = load_tinyzero(path)
     assert first.target == big and str(big) in build_prompt(first)
     assert second.nums == (3, 4) and second.target == 12

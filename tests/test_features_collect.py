@@ -190,5 +190,6 @@ def test_overflow_in_an_fp16_sae_is_warned_once_per_run(setup, caplog) -> None:
         warnings = [r.getMessage() for r in caplog.records]
         assert len(warnings) == (1 if expected else 0)
         if expected:
-            assert warnings[0].startswith(f"{expected} token(s) had NaN/inf SAE activations") and "float16" in warnings[0]
+            assert warnings[0].startswith(f"{expected} token(s) had NaN/inf SAE activations")
+            assert "float16" in warnings[0]
         assert (int(stats.nonfinite_count.sum()) > 0) == bool(expected) and torch.isfinite(stats.max_act).all()

@@ -120,7 +120,8 @@ def test_unit_direction_adds_a_vector_of_norm_s(standin_cache: Any, paper_sae: A
     # The "sae" convention adds s * W_dec[f] of the *folded* SAE: its norm is ||raw row|| / factor per unit.
     raw, _ = _raw(standin_cache)
     sae_dir = feature_direction(paper_sae, builder.PAPER_FEATURE, "sae")
-    assert float(sae_dir.norm()) == pytest.approx(float(raw["decoder.weight"][:, builder.PAPER_FEATURE].norm()) / FACTOR)
+    raw_norm = float(raw["decoder.weight"][:, builder.PAPER_FEATURE].norm())
+    assert float(sae_dir.norm()) == pytest.approx(raw_norm / FACTOR)
 
 
 def test_feature_index_beyond_d_sae_is_refused(paper_sae: Any) -> None:

@@ -26,7 +26,8 @@ def test_cache_layout_is_what_huggingface_hub_scans(hub_standins: Any) -> None:
         for f in rev.files:
             data = f.blob_path.read_bytes()
             lfs = f.file_name.endswith((".safetensors", ".parquet"))
-            etag = hashlib.sha256(data).hexdigest() if lfs else hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+            etag = (hashlib.sha256(data).hexdigest() if lfs
+                    else hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest())
             assert f.blob_path.name == etag, f.file_path
     weights = f"{builder.SAE_FOLDER}/sae_weights.safetensors"
     found = try_to_load_from_cache(builder.SAE_REPO, weights, cache_dir=cache)

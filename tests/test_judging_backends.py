@@ -60,7 +60,8 @@ def test_heuristic_judge_answers_templates_and_refuses_others() -> None:
     assert json.loads(reply) == {"scores": [conversational_score(t) for t in texts]}
     reply = judge.complete(FEATURE_CATEGORY.render(n="1", descriptions=format_descriptions(["anger"])))
     assert json.loads(reply) == {"items": [{"personality": 40, "expertise": 0}]}
-    with pytest.raises(ValueError, match=r"knows only the templates \['conversational_score@1', 'feature_category@1'\]"):
+    known = r"knows only the templates \['conversational_score@1', 'feature_category@1'\]"
+    with pytest.raises(ValueError, match=known):
         judge.complete([{"role": "system", "content": "something else"}, {"role": "user", "content": "hi"}])
     custom = PromptTemplate(name="t", version="2", system="custom task", user="{x}")
     judge.register(custom, lambda user: user.upper())

@@ -102,7 +102,8 @@ def test_reply_cache_and_score_store_are_one_store(tmp_path) -> None:
     ]
     assert len(KeyedStore(path, {"judge": "A"})) == 2
     assert len(KeyedStore(path, {"judge": "A", "prompt": "p@1"})) == 1
-    assert ScoreStore(path, "A", "p@1").get("some text") == 42.0 and ScoreStore(path, "A", "p@2").get("some text") is None
+    assert ScoreStore(path, "A", "p@1").get("some text") == 42.0
+    assert ScoreStore(path, "A", "p@2").get("some text") is None
     assert len(CachedJudge(CountingJudge("A"), path, version="v1")) == 1
     with pytest.raises(ValueError, match="cannot be named"):
         KeyedStore(None, {"key": "x"})

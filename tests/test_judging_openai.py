@@ -104,6 +104,20 @@ def test_reply_budget_reaches_the_server() -> None:
             pass
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_extra_body_fields_reach_the_server_even_unknown_to_the_sdk(stream: bool) -> None:
+    """``extra_body`` carries server-specific fields (``transformers serve``'s ``generation_config``) that the SDK's
+    ``create`` has no keyword for; they arrive in the JSON as given, and the batch-file body keeps them too."""
+    extra = {"generation_config": json.dumps({"suppress_tokens": [5, 7]}), "seed": 3}
+    with LoopbackServer() as server:
+        judge = client(server, stream=stream, extra_body=extra)
+        assert judge.complete(prompt(11)) == expected(11)
+        (body,) = server.state.bodies
+        assert body["generation_config"] == extra["generation_config"] and body["seed"] == 3
+        assert body["model"] == "m" and body["max_tokens"] == 1024 and bool(body.get("stream")) == stream
+    assert judge.request_body(prompt(11))["generation_config"] == extra["generation_config"]
+
+
 def test_429_retry_after_pauses_every_call_of_the_client() -> None:
     with LoopbackServer(ServerOptions(faults=["429"], retry_after_s=2.5)) as server:
         sleeps = Sleeps()  # records instead of sleeping, so the pause is still in force afterwards

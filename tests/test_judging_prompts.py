@@ -112,3 +112,23 @@ def test_behaviour_coding_uses_the_file_prompt(tmp_path) -> None:
         resolve_scheme("cognitive", parse_prompt_text("{n} {excerpts}", CONVERSATIONAL_SCORE))
     with pytest.raises(ValueError, match="unknown schemes"):
         code_traces(judge, items, ["cognitive"], templates={"cognitve": template})
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("conversational_score={path}", "lacks the placeholder(s) {excerpts}"),
+    ("nonsense={path}", "unknown prompt kind 'nonsense'"),
+    ("conversational_score={path}.missing", "cannot read prompt file"),
+])
+def test_bad_prompt_file_on_the_command_line_is_one_line_exit_2(tmp_path, capsys, option, message) -> None:
+    """A user's prompt file is input, not code: its errors are expected errors (one line, exit 2, no traceback),
+    reported before any input is read (``--stats`` names nothing here)."""
+    from interp_sot.cli import main
+
+    path = tmp_path / "ratio.txt"
+    path.write_text("Rate {n} excerpts.")
+    argv = ["screen", "--stats", str(tmp_path / "absent"), "--out", str(tmp_path / "o"), "--judge", "heuristic",
+            "--prompt-file", option.format(path=path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interp-sot screen: error: ") and message in err and "\n" not in err
+    assert "Traceback" not in err and not (tmp_path / "o" / "stage.json").exists()

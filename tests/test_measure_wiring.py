@@ -258,7 +258,10 @@ def test_matched_controls_config_and_sampling() -> None:
 
 
 def test_matched_controls_and_analysis_tables(model, sae, steered, tmp_path) -> None:
-    from interp_sot.stages.analyze import AnalyzeConfig, analyze_stage
+    """conclude_run: measure (the sweep with the SAE, the controls without), the analysis, each run's report."""
+    from interp_sot.stages.analyze import AnalyzeConfig
+    from interp_sot.stages.conclude import conclude_run
+    from interp_sot.stages.report import ReportConfig
     from interp_sot.stages.strengths import read_units
 
     run, _ = steered
@@ -279,12 +282,18 @@ def test_matched_controls_and_analysis_tables(model, sae, steered, tmp_path) -> 
                          ctrl_dir, progress=False,
                          strength_units=units_record(scales, {11: list(norms), 12: list(norms)}))
     assert len(res.records) == 2 * len(norms) * 2
-    measure_stage(model, tok, sae, run, MeasureConfig(layer=LAYER), progress=False)
-    measure_stage(model, tok, sae, ctrl_dir, MeasureConfig(layer=LAYER, diversity=False), progress=False)
     screen = tmp_path / "screen.csv"
     pd.DataFrame({"feature": range(48), "conversation_ratio": np.linspace(0, 1, 48)}).to_csv(screen, index=False)
-    out = analyze_stage(run, AnalyzeConfig(mediators=(), on_unfittable="skip", plot=False, control_outcomes=None),
-                        tmp_path / "analysis", controls=ctrl_dir, screen=screen)
+    done = conclude_run(model, tok, sae, run, measure=MeasureConfig(layer=LAYER),
+                        analyze=AnalyzeConfig(mediators=(), on_unfittable="skip", plot=False, control_outcomes=None),
+                        report=ReportConfig(plot=False), controls=ctrl_dir, screen=screen,
+                        analysis_out=tmp_path / "analysis",
+                        report_out={"sweep": tmp_path / "steer_report", "controls": ctrl_dir / "report"})
+    out = done.analysis
+    assert [m.run for m in done.measured] == [run, ctrl_dir] and (run / "trace_features.jsonl").is_file()
+    assert not (ctrl_dir / "trace_features.jsonl").exists()  # the controls: coherence only
+    assert "Coherence per strength" in (tmp_path / "steer_report" / "summary.md").read_text()
+    assert "## Controls" in (ctrl_dir / "report" / "summary.md").read_text()
     a = tmp_path / "analysis"
     coh = pd.read_csv(a / "coherence_by_strength.csv")
     assert list(coh["strength"]) == [-0.5, 0.0, 0.5] and (coh["n"] == 3).all()

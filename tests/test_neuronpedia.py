@@ -77,7 +77,8 @@ def test_activation_rows_hold_exact_top_k_values(stats_tok):
             assert row["maxValue"] == max(row["values"]) == row["values"][row["maxValueTokenIndex"]]
             assert row["index"] == str(f) and row["dataIndex"] == str(seq)
     fr = export.features[4]
-    assert fr["maxActApprox"] == float(stats.max_act[4]) and fr["frac_nonzero"] == int(stats.fire_count[4]) / stats.n_tokens
+    assert fr["maxActApprox"] == float(stats.max_act[4])
+    assert fr["frac_nonzero"] == int(stats.fire_count[4]) / stats.n_tokens
 
 
 def test_batches_of_1024_and_stats_without_contexts(tmp_path, caplog):
@@ -109,7 +110,8 @@ def exported(stats_tok, tmp_path):
 def test_missing_field_is_named(exported):
     batch = exported / "activations" / "batch-0.jsonl.gz"
     _rewrite(batch, lambda rows: [{k: v for k, v in r.items() if k != "maxValueTokenIndex"} for r in rows])
-    with pytest.raises(ValueError, match=r"batch-0\.jsonl\.gz: line 1 lacks the activations field\(s\) \['maxValueTokenIndex'\]"):
+    with pytest.raises(ValueError,
+                       match=r"batch-0\.jsonl\.gz: line 1 lacks the activations field\(s\) \['maxValueTokenIndex'\]"):
         read_export(exported)
 
 

@@ -60,8 +60,8 @@ def test_refuses_a_batch_that_cannot_fit(shape_8b: ModelShape) -> None:
     best = largest_batch(plan)
     assert plan_generation(shape_8b, batch_size=best, **kwargs).fits  # type: ignore[arg-type]
     assert not plan_generation(shape_8b, batch_size=best + 1, **kwargs).fits  # type: ignore[arg-type]
-    with pytest.raises(PlanError, match=rf"batch 64 x 4,246 tokens needs 48\.\d\d GiB \(KV cache 33\.17 \+ .* device has 40\.00 GiB "
-                                        rf"available: use a batch size of at most {best}$"):
+    with pytest.raises(PlanError, match=rf"batch 64 x 4,246 tokens needs 48\.\d\d GiB \(KV cache 33\.17 \+ .* "
+                                        rf"device has 40\.00 GiB available: use a batch size of at most {best}$"):
         require_fit(plan)
     tiny = plan_generation(shape_8b, batch_size=1, **{**kwargs, "device_bytes": 10 * GIB})  # type: ignore[arg-type]
     with pytest.raises(PlanError, match="not even one row fits"):

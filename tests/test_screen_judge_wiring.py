@@ -112,7 +112,8 @@ def test_batch_files_complete_the_screen_with_no_live_call(setup, tmp_path, caps
         assert len(lines) == -(-distinct_texts(stats, conv) // BATCH)
         out = summary_of(tmp_path, "o")["judge_batch"]["out"]
         assert out == {"file": str(batch), "requests": len(lines),
-                       "prompt_tokens": sum(estimate_tokens(m["content"]) for x in lines for m in x["body"]["messages"]),
+                       "prompt_tokens": sum(estimate_tokens(m["content"])
+                                            for x in lines for m in x["body"]["messages"]),
                        "max_reply_tokens": sum(x["body"]["max_tokens"] for x in lines)}
         assert load_table(tmp_path / "o" / "screen.parquet")["conversation_ratio"].isna().all()
 
@@ -201,7 +202,8 @@ def test_prompt_files_replace_the_screen_prompts(setup, tmp_path, capsys) -> Non
     stage = json.loads((tmp_path / "o" / "stage.json").read_text())
     assert stage["inputs"]["prompts"] == keys == summary_of(tmp_path, "o")["prompts"]
     # the template is part of every cache key (custom_id): the shipped prompts' requests share none
-    ids = [{json.loads(x)["custom_id"] for x in (tmp_path / b).read_text().splitlines()} for b in ("b1.jsonl", "b2.jsonl")]
+    ids = [{json.loads(x)["custom_id"] for x in (tmp_path / b).read_text().splitlines()}
+           for b in ("b1.jsonl", "b2.jsonl")]
     assert len(ids[0]) == len(ids[1]) and not ids[0] & ids[1]
     assert "prompts" not in json.loads((tmp_path / "p" / "stage.json").read_text())["inputs"]
 
@@ -262,6 +264,7 @@ def test_prompt_files_reach_behaviour_coding_and_perspectives(tmp_path) -> None:
         coding_config(argparse.Namespace(judge=None, schemes="cognitive", perspectives=False,
                                          prompt_file=[f"perspectives={tmp_path / 'persp.txt'}"]))
     with pytest.raises(SystemExit, match="unknown prompt kind 'conversational_score'"):
-        coding_config(argparse.Namespace(**{**vars(args), "prompt_file": [f"conversational_score={tmp_path / 'cog.txt'}"]}))
+        coding_config(argparse.Namespace(**{**vars(args),
+                                            "prompt_file": [f"conversational_score={tmp_path / 'cog.txt'}"]}))
     with pytest.raises(ValueError, match="unknown coding prompt"):
         CodingConfig("openai:m@http://127.0.0.1:9/v1", prompts=(CONVERSATIONAL_SCORE,))

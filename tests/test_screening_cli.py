@@ -90,8 +90,9 @@ def test_heuristic_judge_with_labels_and_categories(inputs, tmp_path, capsys) ->
 def test_openai_judge_over_loopback(inputs, tmp_path, capsys) -> None:
     stats, conv = inputs
     with LoopbackServer() as server:
-        code, _ = run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--k", "5", "--batch-size", "4",
-                       "--judge", f"openai:judge-model@{server.base_url}", "--concurrency", "2"], capsys)
+        code, _ = run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--k", "5",
+                       "--batch-size", "4", "--judge", f"openai:judge-model@{server.base_url}",
+                       "--concurrency", "2"], capsys)
         assert code == 0 and server.stats()["completions"] > 0
     table = load_table(tmp_path / "o" / "screen.parquet")
     np.testing.assert_array_equal(table["conversation_ratio"], ratio_from_labels(stats, conv, k=5).ratio)

@@ -56,7 +56,8 @@ def test_cli_on_saved_stats_and_contexts(corpus, tmp_path, capsys) -> None:
     from transformers import PreTrainedTokenizerFast
 
     acts, onset, conv, _ = corpus
-    vocab = {w: i for i, w in enumerate(["<bos>", "<unk>", "Oh,", "hey", "you", "thanks!", "I'm", "sorry?", "Table", "lists", "values"])}
+    words = ["<bos>", "<unk>", "Oh,", "hey", "you", "thanks!", "I'm", "sorry?", "Table", "lists", "values"]
+    vocab = {w: i for i, w in enumerate(words)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<bos>")
@@ -81,7 +82,8 @@ def test_cli_on_saved_stats_and_contexts(corpus, tmp_path, capsys) -> None:
     expected = ratio_from_labels(stats, conv, k=K).ratio
     np.testing.assert_array_equal(by_labels["conversation_ratio"], expected)
     np.testing.assert_array_equal(by_judge["conversation_ratio"], expected)
-    scores = [json.loads(x)["value"] for x in (tmp_path / "judged" / "conversation_scores.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "judged" / "conversation_scores.jsonl").read_text().splitlines()
+    scores = [json.loads(x)["value"] for x in lines]
     seq, pos = stats.topk_seq.numpy(), stats.topk_pos.numpy()
     assert 0 < len(scores) <= len({(s, p) for s, p in zip(seq[seq >= 0], pos[seq >= 0], strict=True)})
     assert min(scores) < 50 <= max(scores)

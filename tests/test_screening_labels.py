@@ -61,7 +61,8 @@ def test_unreadable_exports_give_clear_errors(tmp_path) -> None:
         read_explanations(bad)
     with gzip.open(bad, "wt") as fh:
         fh.write(json.dumps({"index": 1}) + "\n")
-    with pytest.raises(ValueError, match=r"line 1 lacks the explanations field\(s\) \['modelId', 'layer', 'description'\]"):
+    with pytest.raises(ValueError,
+                       match=r"line 1 lacks the explanations field\(s\) \['modelId', 'layer', 'description'\]"):
         read_explanations(bad)
     with gzip.open(bad, "wt") as fh:
         fh.write(json.dumps(row("x1", "d")) + "\n")

@@ -156,7 +156,8 @@ def test_parse_scores_and_bad_input(corpus) -> None:
     assert parse_scores({"scores": [0, 100, 49.5]}, 3) == [0.0, 100.0, 49.5]
     assert parse_scores([1, 2], 2) == [1.0, 2.0]
     for bad, msg in [({"scores": [1]}, "exactly 2"), ({"scores": [1, 101]}, "0 to 100"),
-                     ({"scores": [1, True]}, "0 to 100"), ({"s": 1}, "list of numbers"), ({"scores": [1, "7"]}, "0 to")]:
+                     ({"scores": [1, True]}, "0 to 100"), ({"s": 1}, "list of numbers"),
+                     ({"scores": [1, "7"]}, "0 to")]:
         with pytest.raises(ValueError, match=msg):
             parse_scores(bad, 2)
     stats, _, conv = corpus

@@ -44,7 +44,8 @@ def test_columns_match_brute_force(data) -> None:
         assert row["frequency"] == pytest.approx(n / (n_seq * seq_len))
         assert row["max_act"] == pytest.approx(a.max())
         if n == 0:
-            assert math.isnan(row["mean_act"]) and math.isnan(row["onset_share"]) and math.isnan(row["conversation_ratio"])
+            assert math.isnan(row["mean_act"]) and math.isnan(row["onset_share"])
+            assert math.isnan(row["conversation_ratio"])
             continue
         assert row["mean_act"] == pytest.approx(a[fired].mean())
         assert row["first_n_share"] == pytest.approx(fired[:, :4].sum() / n)
@@ -114,7 +115,8 @@ def test_rank_uses_the_lower_bound_of_the_ratio_interval() -> None:
 
 def test_save_and_load_round_trip(data, tmp_path) -> None:
     *_, conv, stats = data
-    table = apply_filter(feature_table(stats, ratio_from_labels(stats, conv, k=K), pd.Series({2: "a, \"quoted\"\nlabel"})))
+    labels = pd.Series({2: "a, \"quoted\"\nlabel"})
+    table = apply_filter(feature_table(stats, ratio_from_labels(stats, conv, k=K), labels))
     parquet, csv = save_table(table, tmp_path / "out")
     for path in (parquet, csv):
         back = load_table(path)

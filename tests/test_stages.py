@@ -122,6 +122,12 @@ def test_analyze_stage_fits_derived_outcomes_and_refuses_other_settings(tmp_path
     assert fitted == pytest.approx(1.0)  # exactly one more perspective at s=10 in every problem
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["skipped"] == result.skipped and is_complete(tmp_path / "a", "analyze")
+    # the per-trace table the analysis writes (and the report copies) carries the derived outcomes it fitted
+    traces = pd.read_parquet(tmp_path / "a" / "traces.parquet")
+    assert {"judge.bales.reciprocity.ask_give", "judge.perspectives.n"} <= set(traces.columns)
+    assert traces["judge.perspectives.n"].tolist() == [1.0, 2.0] * 12
+    rates = pd.read_csv(tmp_path / "a" / "behaviour_rates.csv")
+    assert "judge.bales.reciprocity.ask_give" in set(rates["behaviour"])
     with pytest.raises(RunDirError, match=r"config\.treated: 10\.0 -> 5\.0"):
         analyze_stage(run, AnalyzeConfig(treated=5.0, mediators=(), plot=False, on_unfittable="skip"),
                       tmp_path / "a")
@@ -158,7 +164,8 @@ def test_sae_folder_in_half_precision_computes_in_fp32_on_cpu(tmp_path):
 # layer of each top-level part: a module may import only parts of a lower or equal layer
 LAYERS = {"io": 0, "layers": 0, "models": 0, "data": 0, "hub": 0, "plan": 0, "rundir": 0, "tasks": 1, "judging": 1,
           "activations": 1, "steering": 2, "features": 2, "training": 3, "corpora": 3, "behaviours": 3,
-          "screening": 3, "experiments": 4, "evaluation": 4, "analysis": 5, "browser": 6, "stages": 6, "demo": 7, "cli": 8}
+          "screening": 3, "experiments": 4, "evaluation": 4, "analysis": 5, "browser": 6, "stages": 6, "demo": 7,
+          "cli": 8}
 
 
 def _imports(path: Path) -> set[str]:

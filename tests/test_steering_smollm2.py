@@ -24,7 +24,8 @@ def direction(smollm2):
 
 
 def _batch(tok, n):
-    text = tok.apply_chat_template([{"role": "user", "content": "Say hello."}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template([{"role": "user", "content": "Say hello."}], tokenize=False,
+                                   add_generation_prompt=True)
     return tok([text] * n, return_tensors="pt", padding=True)
 
 

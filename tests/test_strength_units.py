@@ -67,7 +67,7 @@ def test_bad_input_is_named() -> None:
         strength_scale(W, 0, "max_act", residual_norm=1.0, max_act=0.0)
     with pytest.raises(ValueError, match="max_act= or stats="):
         strength_scale(W, 0, "max_act", residual_norm=1.0)
-    with pytest.raises(ValueError, match="units must be one of"):
+    with pytest.raises(ValueError, match=r"unknown strength units .* registered: unit, sae, max_act, resid"):
         strength_scale(W, 0, "norm", residual_norm=1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="residual_norm"):
         strength_scale(W, 0, "unit", residual_norm=0.0)

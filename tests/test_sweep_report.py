@@ -1,25 +1,22 @@
-"""Sweep reports: intervals, accuracy/behaviour tables, control comparison and written files."""
+"""A run's descriptive statistics (intervals, accuracy / behaviour-rate tables, control groups), computed by the
+analyze stage, and the report rendered from them."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_runs import cognitive_codings, control_records, sweep_records, write_run
 
+from interp_sot.analysis.descriptive import accuracy_table, control_groups, rate_table
 from interp_sot.analysis.intervals import cluster_bootstrap, wilson_interval
-from interp_sot.analysis.traces import (
-    accuracy_table,
-    add_marker_rates,
-    behaviour_table,
-    control_comparison,
-    records_frame,
-)
-from interp_sot.behaviours.judge_coding import BehaviourCoding
-from interp_sot.stages.report import write_report
+from interp_sot.analysis.traces import add_marker_rates, records_frame
+from interp_sot.stages.analyze import AnalyzeConfig, analyze_stage
+from interp_sot.stages.report import ReportConfig, report_stage
 
 
 def test_wilson_by_hand() -> None:
@@ -54,31 +51,11 @@ def test_cluster_bootstrap_properties() -> None:
     assert with_nan.estimate[0] == 0.5
 
 
-def _records(n_problems: int = 40, seed: int = 0) -> list[dict[str, Any]]:
-    """Synthetic sweep: accuracy 0.3 at s=0 and 0.6 at s=10; traces with more 'wait' under steering."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n_problems):
-        for s, p, waits in ((0.0, 0.3, 1), (10.0, 0.6, 4)):
-            out.append(
-                {
-                    "key": f"30939|{s!r}|p{i}",
-                    "feature": 30939,
-                    "group": None,
-                    "strength": s,
-                    "problem_id": f"p{i}",
-                    "correct": bool(rng.random() < p),
-                    "answer": "1 + 2",
-                    "completion": ("Wait, " * waits) + "we try " + "x " * (20 - waits),
-                    "n_new_tokens": 50 + int(s),
-                    "settings": {"layer": 15, "generation": {"temperature": 0.6}},
-                }
-            )
-    return out
+CONFIG = AnalyzeConfig(mediators=(), on_unfittable="skip", plot=False, bootstrap=200)
 
 
 def test_accuracy_table_values() -> None:
-    df = records_frame(_records())
+    df = records_frame(sweep_records())
     acc = accuracy_table(df, n_boot=500)
     assert list(acc["strength"]) == [0.0, 10.0]
     for row in acc.itertuples():
@@ -90,77 +67,54 @@ def test_accuracy_table_values() -> None:
     d = acc.iloc[1]
     assert d.delta_vs_zero == pytest.approx(d.accuracy - acc.iloc[0].accuracy)
     assert d.delta_low < d.delta_vs_zero < d.delta_high
+    # no bootstrap: the same estimates, no bootstrap intervals
+    plain = accuracy_table(df, n_boot=0)
+    assert plain["delta_vs_zero"].tolist() == pytest.approx(acc["delta_vs_zero"].tolist())
+    assert plain[["boot_low", "boot_high", "delta_low", "delta_high"]].isna().all().all()
 
 
-def test_behaviour_table_markers() -> None:
-    df = add_marker_rates(records_frame(_records(10)))
-    beh = behaviour_table(df, ["markers.wait"], n_boot=200)
-    assert set(beh["method"]) == {"heuristic"}
+def test_rate_table_markers() -> None:
+    df = add_marker_rates(records_frame(sweep_records(10)))
+    beh = rate_table(df, ["markers.wait"], n_boot=200)
+    assert set(beh["method"]) == {"heuristic"} and set(beh["unit"]) == {"per_1k_words"}
     rates = dict(zip(beh["strength"], beh["mean"], strict=True))
     # 1 "Wait" in 22 words at s=0; 4 in 22 words at s=10 (per 1,000 words)
     assert rates[0.0] == pytest.approx(1000 / 22) and rates[10.0] == pytest.approx(4000 / 22)
 
 
-def _control_records(n_problems: int = 60, seed: int = 0) -> list[dict[str, Any]]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n_problems):
-        base = rng.random() * 0.6
-        for f, group, bump in ((1, "conversational", 0.3), (2, "non_conversational", 0.0)):
-            out.append(
-                {
-                    "key": f"{f}|5.0|p{i}",
-                    "feature": f,
-                    "group": group,
-                    "strength": 5.0,
-                    "problem_id": f"p{i}",
-                    "correct": bool(rng.random() < base + bump),
-                    "answer": None,
-                    "completion": "text",
-                    "n_new_tokens": int(rng.integers(20, 200)),
-                }
-            )
-    return out
-
-
-def test_control_comparison_matches_within_estimator() -> None:
-    df = records_frame(_control_records())
-    ctrl = control_comparison(df, length_control=False)
-    groups = ctrl.groups.set_index("group")
+def test_control_groups_and_the_one_control_fit(tmp_path: Path) -> None:
+    records = control_records()
+    groups = control_groups(records_frame(records)).set_index("group")
     assert groups.loc["conversational", "n"] == 60 and groups.loc["conversational", "features"] == 1
-    # balanced pairs within each problem: the FE slope is the mean within-problem difference
+    with pytest.raises(ValueError, match="no control groups"):
+        control_groups(records_frame(sweep_records(3)))
+    # a controls run alone: its groups and the control contrast, with the length control named as everywhere
+    run = write_run(tmp_path / "ctrl", records, stage="controls")
+    result = analyze_stage(None, AnalyzeConfig(length_control=False, plot=False, bootstrap=50), tmp_path / "a",
+                           controls=run)
+    df = records_frame(records)
     wide = df.pivot(index="problem_id", columns="group", values="correct").astype(float)
-    expected = (wide["conversational"] - wide["non_conversational"]).mean()
-    assert ctrl.regression is not None
-    row = ctrl.regression.set_index("term").loc["conversational"]
-    assert row["coef"] == pytest.approx(expected)
-    with_len = control_comparison(df)
-    assert with_len.regression is not None and set(with_len.regression["term"]) == {"conversational", "log_tokens"}
-    # one tested contrast: Holm and BH equal p on it; the length control is not tested
-    corrected = with_len.regression.set_index("term")
+    expected = (wide["conversational"] - wide["non_conversational"]).mean()  # balanced pairs: the FE slope
+    assert result.controls is not None and len(result.accuracy) == 0 and set(result.arms) == {"controls"}
+    assert result.controls.set_index("term").loc["conversational", "coef"] == pytest.approx(expected)
+    with_len = analyze_stage(None, AnalyzeConfig(plot=False, bootstrap=50), tmp_path / "b", controls=run).controls
+    assert with_len is not None and set(with_len["term"]) == {"conversational", "log_trace_len"}
+    corrected = with_len.set_index("term")  # one tested contrast: Holm and BH equal p; the control is not tested
     assert corrected.loc["conversational", "p_holm"] == corrected.loc["conversational", "q_bh"] == pytest.approx(
         corrected.loc["conversational", "p"])
-    assert corrected.loc["conversational", "family_size"] == 1 and pd.isna(corrected.loc["log_tokens", "p_holm"])
-    with pytest.raises(ValueError, match="no control groups"):
-        control_comparison(records_frame(_records(3)))
+    assert corrected.loc["conversational", "family_size"] == 1 and pd.isna(corrected.loc["log_trace_len", "p_holm"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b" / "controls_groups.csv").set_index("group"), groups)
 
 
-def test_write_report_files(tmp_path: Path) -> None:
-    recs = _records(12)
-    codings = [
-        BehaviourCoding(
-            r["key"],
-            "cognitive",
-            "behaviours_cognitive@1",
-            "fake",
-            {"verification": 2, "backtracking": 1, "subgoal_setting": 0, "backward_chaining": 0},
-        )
-        for r in recs[:-1]
-    ]
-    codings.append(BehaviourCoding(recs[-1]["key"], "cognitive", "behaviours_cognitive@1", "fake", None, "bad"))
-    files = write_report(recs, tmp_path / "rep", codings=codings, n_boot=200)
+def test_report_of_a_sweep_with_judge_codings(tmp_path: Path) -> None:
+    records = sweep_records(12)
+    run = write_run(tmp_path / "steer", records, codings=cognitive_codings(records, failed=[records[-1]["key"]]))
+    analyze_stage(run, CONFIG, tmp_path / "a")
+    files = report_stage(tmp_path / "a", ReportConfig(), tmp_path / "rep")
     text = files.summary.read_text()
     assert "HEURISTIC" in text and "| 30939 | 10 | 12 |" in text and "layer=15" in text
+    assert "## Every outcome per strength (vs s=0)" in text and "| markers.wait | OLS | s=+10 |" in text
+    assert "| correct | LPM | s=+10 |" in text and "not fitted: `judge.cognitive.verification` (constant" in text
     assert files.plot is not None and files.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     beh = pd.read_parquet(files.tables["behaviours.parquet"])
     verif = beh[(beh["behaviour"] == "judge.cognitive.verification")].set_index("strength")
@@ -168,37 +122,50 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert verif.loc[10.0, "mean"] == 2.0 and set(verif["method"]) == {"llm_judge"}
     traces = pd.read_csv(files.tables["traces.csv"])
     assert len(traces) == 24 and "markers.wait" in traces and "judge.cognitive.backtracking" in traces
-    acc = pd.read_csv(files.tables["accuracy.csv"])
-    assert list(acc["n"]) == [12, 12]
-    ctrl_files = write_report(_control_records(10), tmp_path / "ctrl", n_boot=50)
-    assert "controls.csv" in ctrl_files.tables and "## Controls" in ctrl_files.summary.read_text()
-    ctrl_text = ctrl_files.summary.read_text()
-    assert "| p (Holm) | q (BH) |" in ctrl_text and "after Holm's correction" in ctrl_text
-    assert "of 1 contrasts are significant" in ctrl_text
+    assert list(pd.read_csv(files.tables["accuracy.csv"])["n"]) == [12, 12]
+    assert not (tmp_path / "rep" / "controls.csv").exists() and "## Controls" not in text
+
+
+def test_report_of_a_controls_run(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "ctrl", control_records(10), stage="controls")
+    analyze_stage(None, CONFIG, tmp_path / "a", controls=run)
+    files = report_stage(tmp_path / "a", ReportConfig(), tmp_path / "rep")
+    assert {"controls.csv", "controls_regression.csv", "accuracy.csv", "traces.csv"} <= set(files.tables)
+    text = files.summary.read_text()
+    assert "## Controls" in text and "| p (Holm) | q (BH) |" in text and "after Holm's correction" in text
+    assert "of 1 contrasts are significant" in text and "| correct | LPM | conversational |" in text
+    assert "log_tokens" not in text and "| correct | LPM | log_trace_len |" in text
+    with pytest.raises(ValueError, match="holds no sweep run"):
+        report_stage(tmp_path / "a", ReportConfig(), tmp_path / "rep2", arm="sweep")
     with pytest.raises(ValueError, match="no sweep records"):
-        write_report([], tmp_path / "x")
+        records_frame([])
 
 
-def test_report_reads_only_finished_measures(tmp_path: Path) -> None:
-    """The report joins coherence by record key and never reads a measure pass that started but did not finish."""
+def test_analysis_reads_only_finished_measures(tmp_path: Path) -> None:
+    """The analysis joins coherence by record key and never reads a measure pass that started but did not finish;
+    the report shows the analysis' coherence table."""
+    from synthetic_runs import coherence_rows
+
     from interp_sot.io import append_jsonl
     from interp_sot.stages.measure import MEASURES_DIR
     from interp_sot.stages.rundir import RunDirError, begin_stage, finish_stage
 
-    recs = _records(4)
-    run = tmp_path / "run"
+    recs = sweep_records(4)
+    run = write_run(tmp_path / "run", recs)
     begin_stage(run / MEASURES_DIR, "measure", {"layer": 15})
-    append_jsonl(run / "coherence.jsonl", [{"key": r["key"], "mean_logprob": -1.0 - r["strength"] / 10, "n_tokens": 5,
-                                           "repeat_share": 0.0, "symbol_share": 0.0, "degenerate": False}
-                                          for r in recs[:3]])  # a killed pass: 3 of 8 traces scored
+    rows = coherence_rows(recs)
+    append_jsonl(run / "coherence.jsonl", rows[:3])  # a killed pass: 3 of 8 traces scored
     with pytest.raises(RunDirError, match="rerun `interp-sot measure`"):
-        write_report(recs, tmp_path / "rep", n_boot=50, plot=False, run_dir=run)
-    append_jsonl(run / "coherence.jsonl", [{"key": r["key"], "mean_logprob": -1.0 - r["strength"] / 10, "n_tokens": 5,
-                                           "repeat_share": 0.0, "symbol_share": 0.0, "degenerate": r is recs[3]}
-                                          for r in recs[3:]])
+        analyze_stage(run, CONFIG, tmp_path / "a")
+    assert not (tmp_path / "a").exists()  # refused before the analysis claimed its folder
+    append_jsonl(run / "coherence.jsonl", rows[3:])
     finish_stage(run / MEASURES_DIR, "measure", [])
-    files = write_report(recs, tmp_path / "rep", n_boot=50, plot=False, run_dir=run)
+    analyze_stage(run, CONFIG, tmp_path / "a")
+    files = report_stage(tmp_path / "a", ReportConfig(plot=False), tmp_path / "rep")
     table = pd.read_csv(files.tables["coherence.csv"]).set_index("strength")
-    assert table.loc[0.0, "mean_logprob"] == pytest.approx(-1.0) and table.loc[10.0, "mean_logprob"] == pytest.approx(-2.0)
+    assert table.loc[0.0, "mean_logprob"] == pytest.approx(-1.0)
+    assert table.loc[10.0, "mean_logprob"] == pytest.approx(-2.0)
     assert table.loc[0.0, "n_degenerate"] + table.loc[10.0, "n_degenerate"] == 1
     assert "Coherence per strength" in files.summary.read_text()
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["arms"]["sweep"]["tables"]["coherence"] == "coherence_by_strength"

@@ -9,7 +9,8 @@ from typing import Any
 # (section, target text, how to read the figure from the section, passes?)
 TARGETS: list[tuple[str, str, Callable[[dict[str, Any]], float], Callable[[float], bool], str]] = [
     ("hook", "hook <= 1% of a decode step at batch 32",
-     lambda s: next(r["share"] for r in s["rows"] if r["batch"] == max(b["batch"] for b in s["rows"] if b["batch"] <= 32)),
+     lambda s: next(r["share"] for r in s["rows"]
+                    if r["batch"] == max(b["batch"] for b in s["rows"] if b["batch"] <= 32)),
      lambda v: v <= 0.01, "pct"),
     ("sweep", "5-strength sweep in one batch <= 1.5x one strength (per-strength batch 1)",
      lambda s: s["rows"][0]["ratio"], lambda v: v <= 1.5, "x"),
@@ -51,10 +52,11 @@ def detail_rows(results: dict[str, Any]) -> list[str]:
     if "stats" in s:
         st = s["stats"]
         out += _table(f"Fused statistics, {st['tokens']:,} tokens, d_in {st['d_in']}, d_sae {st['d_sae']:,}, mean L0 "
-                      f"{st['mean_l0']:.1f}, paths agree: {st['paths_agree']}, host-device syncs in the sync-free path: "
+                      f"{st['mean_l0']:.1f}, paths agree: {st['paths_agree']}, "
+                      "host-device syncs in the sync-free path: "
                       f"{st['sync_free_syncs']} (tok/s, share of the GEMM rate):",
-                      ["chunk", "bf16 GEMM tok/s (TFLOP/s)", "sync-free, compiled on CUDA (default there)", "sync-free, eager",
-                       "sparse, one sync per chunk"],
+                      ["chunk", "bf16 GEMM tok/s (TFLOP/s)", "sync-free, compiled on CUDA (default there)",
+                       "sync-free, eager", "sparse, one sync per chunk"],
                       [[chunk, f"{r['gemm_tok_s']:,.0f} ({r['gemm_tflops']:.0f})",
                         *(f"{r[f'{v}_tok_s']:,.0f} ({100 * r[f'{v}_share']:.1f}%)"
                           for v in ("sync_free", "sync_free_eager", "sparse"))]

@@ -25,12 +25,15 @@ several voices. AxBench's headline is that prompting beats SAE steering, so ever
 to it."""
 
 
-def added_norms(frame: pd.DataFrame, units: Mapping[str, Any] | None) -> pd.Series:
+def added_norms(frame: pd.DataFrame, units: Mapping[str, object] | None) -> pd.Series:
     """Signed added norm of each row (``feature``, ``strength``) from a units record; NaN where unknown."""
     if units is None:
         return pd.Series(np.nan, index=frame.index)
+    rows = units.get("rows", [])
+    if not isinstance(rows, list):
+        raise ValueError(f"a strength units record's rows must be a list, got {type(rows).__name__}")
     lookup = {(str(r["feature"]), float(r["strength"])): math.copysign(r["added_norm"], r["strength"])
-              for r in units.get("rows", [])}
+              for r in rows}
     return pd.Series([lookup.get((str(f), float(s)), np.nan) for f, s in zip(frame["feature"], frame["strength"],
                                                                              strict=True)], index=frame.index)
 
@@ -49,8 +52,8 @@ def condition_table(
     picked: pd.DataFrame,
     controls: pd.DataFrame | None,
     *,
-    picked_units: Mapping[str, Any] | None,
-    control_units: Mapping[str, Any] | None,
+    picked_units: Mapping[str, object] | None,
+    control_units: Mapping[str, object] | None,
     outcomes: Sequence[str] = (),
     tol: float = 1e-4,
     prompted: pd.DataFrame | None = None,

@@ -18,11 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import SparseAutoencoder
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 """``encode(x: [T, d_in]) -> [T, d_sae]`` feature activations (e.g. a sae-lens SAE's ``.encode``)."""
@@ -76,7 +79,7 @@ class Diversity:
     """Σ over the set of the weights the entropy uses (activation mass or active-token count)."""
 
 
-def _resolve_encode(encoder: Encode | Any) -> Encode:
+def _resolve_encode(encoder: Encode | SparseAutoencoder) -> Encode:
     fn = getattr(encoder, "encode", None)
     if callable(fn):
         return fn
@@ -95,7 +98,7 @@ def _chunks(resid: torch.Tensor | Iterable[torch.Tensor], chunk_size: int) -> It
 
 def feature_totals(
     resid: torch.Tensor | Iterable[torch.Tensor],
-    encoder: Encode | Any,
+    encoder: Encode | SparseAutoencoder,
     *,
     threshold: float = 0.0,
     chunk_size: int = 256,
@@ -170,7 +173,7 @@ def set_diversity(
 
 def trace_diversity(
     resid: torch.Tensor | Iterable[torch.Tensor],
-    encoder: Encode | Any,
+    encoder: Encode | SparseAutoencoder,
     feature_sets: Mapping[str, Sequence[int] | np.ndarray],
     config: DiversityConfig | None = None,
 ) -> dict[str, Diversity]:
@@ -187,7 +190,7 @@ def trace_diversity(
 
 def diversity_table(
     traces: Iterable[tuple[str, torch.Tensor | Iterable[torch.Tensor]]],
-    encoder: Encode | Any,
+    encoder: Encode | SparseAutoencoder,
     feature_sets: Mapping[str, Sequence[int] | np.ndarray],
     config: DiversityConfig | None = None,
 ) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def _check_texts(texts: Sequence[str], name: str) -> None:
             raise ValueError(f"{name}[{i}] is empty or not a string: {t!r}")
 
 
-def _check_emb(emb: Any, n: int) -> np.ndarray:
+def _check_emb(emb: npt.ArrayLike, n: int) -> np.ndarray:
     arr = np.asarray(emb, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] != n:
         raise ValueError(f"embedder returned shape {arr.shape} for {n} texts; expected [{n}, d]")

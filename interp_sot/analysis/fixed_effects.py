@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from interp_sot.analysis.policies import MissingPolicy, SingletonPolicy
+
 logger = logging.getLogger(__name__)
 
-MissingPolicy = Literal["error", "drop"]
-SingletonPolicy = Literal["drop", "keep", "error"]
 
 
 @dataclass(frozen=True)

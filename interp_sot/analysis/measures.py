@@ -56,7 +56,10 @@ def read_trace_totals(run_dir: str | Path) -> tuple[list[str], list[SparseTotals
 
 
 def join_coherence(frame: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
-    """``frame`` (a run table with ``key``) with the coherence columns; unchanged without the sidecar."""
+    """``frame`` (a run table with ``key``) with the coherence columns; unchanged without the sidecar or when it
+    has them already (the per-trace table of a run carries them: ``analysis.traces.add_coherence``)."""
+    if "coherence_logprob" in frame.columns:
+        return frame
     coh = read_coherence(run_dir)
     if coh is None or "key" not in frame.columns:
         return frame

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsInt
 
 import pandas as pd
 
@@ -115,7 +115,7 @@ def split_segments(text: str, max_segments: int = 200) -> list[tuple[int, int]]:
     return spans
 
 
-def _whole(v: Any, what: str, lo: int, hi: int) -> int:
+def _whole(v: object, what: str, lo: int, hi: int) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise ValueError(f"{what} must be an integer, got {v!r}"[:200])
     if not lo <= v <= hi:
@@ -123,10 +123,10 @@ def _whole(v: Any, what: str, lo: int, hi: int) -> int:
     return v
 
 
-def perspective_validator(n_segments: int, config: PerspectiveConfig) -> Callable[[Any], list[Perspective]]:
+def perspective_validator(n_segments: int, config: PerspectiveConfig) -> Callable[[object], list[Perspective]]:
     """Validator for ``ask_json``: the reply format of :data:`PERSPECTIVES_PROMPT`, checked strictly."""
 
-    def validate(value: Any) -> list[Perspective]:
+    def validate(value: object) -> list[Perspective]:
         if not isinstance(value, dict) or not isinstance(value.get("perspectives"), list):
             raise ValueError('expected a JSON object {"perspectives": [...]}')
         items = value["perspectives"]
@@ -180,7 +180,7 @@ def analyze_trace(
     config: PerspectiveConfig | None = None,
     count_tokens: Callable[[str], int] | None = None,
     prompt: PromptTemplate = PERSPECTIVES_PROMPT,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Ask the judge about one trace; returns the JSON-serialisable record stored in logs and tables.
 
     ``prompt`` replaces :data:`PERSPECTIVES_PROMPT` (same placeholders and reply format, e.g. from a prompt file);
@@ -188,7 +188,7 @@ def analyze_trace(
     cfg = config or PerspectiveConfig()
     count = count_tokens or _default_count_tokens
     spans = split_segments(text, cfg.max_segments)
-    record: dict[str, Any] = {
+    record: dict[str, object] = {
         "trace_id": trace_id,
         "prompt": prompt.key,
         "judge": judge.name,
@@ -242,7 +242,7 @@ def analyze_perspectives(
     ids = [k for k, _ in items]
     if len(set(ids)) != len(ids):
         raise ValueError("trace ids must be unique")
-    done: dict[str, dict[str, Any]] = {}
+    done: dict[str, dict[str, object]] = {}
     if log_path is not None:
         for rec in read_jsonl(log_path):
             if rec.get("prompt") == prompt.key and rec.get("judge") == judge.name:
@@ -251,8 +251,8 @@ def analyze_perspectives(
     if done:
         logger.info("reusing %d logged perspective analyses; %d to do", len(items) - len(todo), len(todo))
 
-    def on_result(_: int, rec: dict[str, Any]) -> None:
-        done[rec["trace_id"]] = rec
+    def on_result(i: int, rec: dict[str, object]) -> None:
+        done[todo[i][0]] = rec  # the record of trace todo[i]
         if log_path is not None:
             append_jsonl(log_path, [rec])
 
@@ -266,14 +266,22 @@ def analyze_perspectives(
     return tables_from_records([done[k] for k in ids])
 
 
-def tables_from_records(records: Sequence[Mapping[str, Any]]) -> PerspectiveTables:
+def _count(value: object, what: str) -> int:
+    if not isinstance(value, SupportsInt):
+        raise TypeError(f"{what} must be a number, got {value!r}"[:200])
+    return int(value)
+
+
+def tables_from_records(records: Sequence[Mapping[str, object]]) -> PerspectiveTables:
     """Tidy tables from analysis records (as stored in the log)."""
     p_rows: list[dict[str, Any]] = []
     t_rows: list[dict[str, Any]] = []
     for rec in records:
         ok = rec["status"] == "ok"
         persp = rec["perspectives"] if ok else []
-        n_tok = int(rec["n_tokens"])
+        if not isinstance(persp, list):
+            raise TypeError(f"trace {rec['trace_id']}: its perspectives must be a list, got {type(persp).__name__}")
+        n_tok = _count(rec["n_tokens"], f"trace {rec['trace_id']}: n_tokens")
         attributed = sum(int(p["n_tokens"]) for p in persp)
         t_rows.append(
             {

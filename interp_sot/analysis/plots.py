@@ -1,4 +1,4 @@
-"""Every PNG of a run: the sweep report (accuracy, behaviour rates, control groups) and the analyze stage's
+"""Every PNG of a run: the report's (accuracy, behaviour rates, control groups) and the analyze stage's
 accuracy + effect plot; both draw accuracy with :func:`draw_accuracy` (the demo's figure too).
 
 matplotlib is imported here only (the ``plot`` extra), through its object API so no global backend is touched.
@@ -7,18 +7,20 @@ matplotlib is imported here only (the ``plot`` extra), through its object API so
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from interp_sot.analysis.traces import ControlComparison
 from interp_sot.io import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 MAX_LINES = 8
 """Behaviour panels are drawn only for sweeps over at most this many features."""
 
 
-def draw_accuracy(ax: Any, acc: pd.DataFrame, *, low: str = "ci_low", high: str = "ci_high", percent: bool = False,
+def draw_accuracy(ax: Axes, acc: pd.DataFrame, *, low: str = "ci_low", high: str = "ci_high", percent: bool = False,
                   label: str | None = None) -> None:
     """Accuracy against strength with its interval as error bars (``acc``: strength, accuracy, low, high)."""
     part = acc.sort_values("strength")
@@ -29,13 +31,15 @@ def draw_accuracy(ax: Any, acc: pd.DataFrame, *, low: str = "ci_low", high: str 
     ax.errorbar(part["strength"], y, yerr=err, marker="o", capsize=3, label=label)
 
 
-def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, ctrl: ControlComparison | None, path: str | Path) -> Path:
+def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, groups: pd.DataFrame | None, path: str | Path) -> Path:
+    """The report's figure from the analyze stage's tables: accuracy per strength (Wilson) and the behaviour rates
+    of a sweep, or one bar per control group of a control run (``groups``)."""
     try:
         from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("plots need matplotlib: pip install 'interp-sot[plot]'") from err
 
-    if ctrl is not None:  # control runs: one bar per group (per-feature lines would be hundreds of points)
+    if groups is not None:  # control runs: one bar per group (per-feature lines would be hundreds of points)
         panels = ["controls"]
     else:
         panels = ["accuracy"]
@@ -68,8 +72,8 @@ def plot_report(acc: pd.DataFrame, beh: pd.DataFrame | None, ctrl: ControlCompar
                 ax.set_title("Behaviours coded by the LLM judge")
             ax.legend(fontsize=6, ncol=2)
         else:
-            assert ctrl is not None
-            g = ctrl.groups
+            assert groups is not None
+            g = groups
             pct = 100 * g["accuracy"]
             ax.bar(g["group"].astype(str), pct, yerr=[pct - 100 * g["wilson_low"], 100 * g["wilson_high"] - pct],
                    capsize=4, color="tab:gray")

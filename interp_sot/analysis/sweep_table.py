@@ -1,10 +1,11 @@
 """From a steering run's output to the analysis schema: steer -> analyze without hand-editing tables.
 
-``interp-sot steer`` / ``controls`` write a ``traces`` table (one row per generated trace: ``problem_id``,
-``strength``, ``correct``, ``n_new_tokens``, ``group``, marker rates ``markers.*`` and judge counts
-``judge.<scheme>.<category>``). The analysis expects ``trace_len``, a 0/1 ``conversational`` for control runs, and
-the four cognitive behaviours under their plain names (the default mediators). Bookkeeping numbers such as
-``n_prompt_tokens`` or ``target`` are not outcomes and must not be regressed on strength by default.
+A steer / controls run's per-trace table (``traces``, written by the ``analyze`` stage) has one row per generated
+trace: ``problem_id``, ``strength``, ``correct``, ``n_new_tokens``, ``group`` and the registered outcomes of
+:mod:`interp_sot.analysis.outcomes` (marker rates ``markers.*``, judge counts ``judge.<scheme>.<category>``, ...).
+The analysis expects ``trace_len``, a 0/1 ``conversational`` for control runs, and the four cognitive behaviours
+under their plain names (the default mediators). Bookkeeping numbers such as ``n_prompt_tokens`` or ``target``
+are not outcomes and must not be regressed on strength by default.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ COGNITIVE_BEHAVIOURS = ("verification", "backtracking", "subgoal_setting", "back
 TASK_PREFIX = "task."
 """Graded task outcomes of every trace (``task.answer_found``, ``task.valid_expression``, ``task.abs_error``):
 partial progress that stays visible where accuracy is rare."""
-OUTCOME_PREFIXES = (TASK_PREFIX, "markers.", "judge.")
-"""Columns of a sweep traces table that are outcomes besides ``correct``."""
 SWEEP_MARKERS = ("key", "n_new_tokens", "completion")
 """Columns that identify a table as a sweep traces table."""
 TRACE_FILES = ("traces.parquet", "traces.csv", "sweep.jsonl", "controls.jsonl")
@@ -40,7 +39,10 @@ class SweepTable(NamedTuple):
 
     frame: pd.DataFrame
     outcomes: list[str]
-    """Behaviour outcome columns (empty if the table says nothing about which columns are outcomes)."""
+    """Outcome columns besides ``correct``: the registered ones it holds (``analysis.outcomes``); empty if the table
+    says nothing about which columns are outcomes."""
+    traces: pd.DataFrame | None = None
+    """A run's per-trace table before the schema mapping (``analysis.traces.run_traces``); None for a plain table."""
 
 
 def is_sweep_traces(df: pd.DataFrame) -> bool:
@@ -62,7 +64,7 @@ def resolve_run_path(path: str | Path) -> Path:
 
 def to_analysis_schema(df: pd.DataFrame) -> SweepTable:
     """Map a sweep traces table onto the analysis columns; any other table passes through unchanged."""
-    import pandas as pd
+    from interp_sot.analysis.outcomes import outcome_columns
 
     if not is_sweep_traces(df):
         return SweepTable(df, [])
@@ -74,16 +76,14 @@ def to_analysis_schema(df: pd.DataFrame) -> SweepTable:
         groups = set(out["group"].dropna().unique())
         unknown = groups - set(CONTROL_GROUPS)
         if unknown:
-            raise ValueError(f"control groups must be 'conversational' or 'non_conversational'; found {sorted(unknown)}")
+            raise ValueError(f"control groups must be 'conversational' or 'non_conversational'; "
+                             f"found {sorted(unknown)}")
         out["conversational"] = (out["group"] == CONVERSATIONAL_GROUP).astype(int)
     for name in COGNITIVE_BEHAVIOURS:
         source = f"judge.cognitive.{name}"
         if name not in out.columns and source in out.columns:
             out[name] = out[source]
-    outcomes = [
-        c for c in out.columns if c.startswith(OUTCOME_PREFIXES) and pd.api.types.is_numeric_dtype(out[c])
-    ]
-    return SweepTable(out, outcomes)
+    return SweepTable(out, outcome_columns(out))
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -66,10 +66,10 @@ class BehaviourCoding:
         return asdict(self)
 
 
-def count_validator(categories: Sequence[str], max_count: int = MAX_COUNT) -> Any:
+def count_validator(categories: Sequence[str], max_count: int = MAX_COUNT) -> Callable[[object], dict[str, int]]:
     """A validator for ``ask_json``: a JSON object with an integer count 0..max_count for every category."""
 
-    def validate(value: Any) -> dict[str, int]:
+    def validate(value: object) -> dict[str, int]:
         if not isinstance(value, dict):
             raise ValueError(f"expected a JSON object with keys {list(categories)}, got {type(value).__name__}")
         missing = [c for c in categories if c not in value]
@@ -141,7 +141,7 @@ def code_trace(
     return BehaviourCoding(item.key, sch.name, sch.template.key, judge.name, counts)
 
 
-def _done_key(d: dict[str, Any]) -> tuple[str, str, str, str]:
+def _done_key(d: Mapping[str, object]) -> tuple[str, str, str, str]:
     return (str(d["key"]), str(d["scheme"]), str(d["prompt"]), str(d["judge"]))
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from interp_sot.features.neuronpedia import (
     NeuronpediaExport,
@@ -26,8 +26,13 @@ from interp_sot.features.neuronpedia import (
     read_export,
     token_decoder,
 )
+from interp_sot.features.neuronpedia import Row as ActivationRow
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from interp_sot.features.stats import FeatureStats
+    from interp_sot.protocols import Tokenizer
     from interp_sot.stages.pick import PickConfig
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,26 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 SCORES_FILE = "conversation_scores.jsonl"
 """The screen's per-context judge scores (``screening.score_store.ScoreStore``: sha256 of the rendered context ->
 score)."""
+
+Cell = int | float | str | bool | None
+"""One JSON cell of the feature table."""
+Table = dict[str, list[Cell]]
+"""Column name -> one cell per feature."""
+Page = dict[str, object]
+"""One feature page's JSON record."""
+
+
+@dataclass(frozen=True)
+class SweepSample:
+    """The fields of a sweep record (``experiments.records.SweepRecord``) that the feature pages show."""
+
+    feature: int | str
+    strength: float
+    problem_id: str
+    completion: str
+    correct: bool
+    finish_reason: str
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,23 +111,30 @@ class BrowserOptions:
 class Sources:
     """Everything the browser reads, loaded."""
 
-    stats: Any = None
+    stats: FeatureStats | None = None
     """FeatureStats (or None when browsing a Neuronpedia export)."""
     export: NeuronpediaExport | None = None
-    tokenizer: Any = None
-    screen: Any = None
+    tokenizer: Tokenizer | None = None
+    screen: pd.DataFrame | None = None
     """The screening table (pandas, indexed by feature id) or None."""
-    judge_scores: dict[str, Any] = field(default_factory=dict)
+    judge_scores: dict[str, object] = field(default_factory=dict)
     """sha256(rendered context) -> the judge's score."""
     judge_name: str | None = None
-    sweeps: list[dict[str, Any]] = field(default_factory=list)
-    """Sweep records (``experiments.records.SweepRecord`` dicts)."""
+    sweeps: list[SweepSample] = field(default_factory=list)
+    """Sweep records (the fields of ``experiments.records.SweepRecord`` the pages show)."""
     notes: list[str] = field(default_factory=list)
     """Shown on the table page (e.g. why there are no feature pages)."""
 
     @property
     def d_sae(self) -> int:
-        return int(self.stats.d_sae) if self.stats is not None else self.export.d_sae  # type: ignore[union-attr]
+        return int(self.stats.d_sae) if self.stats is not None else self.neuronpedia.d_sae
+
+    @property
+    def neuronpedia(self) -> NeuronpediaExport:
+        """The Neuronpedia export, when that is the feature source (loaded sources hold stats or an export)."""
+        if self.export is None:
+            raise ValueError("these sources hold neither FeatureStats nor a Neuronpedia export")
+        return self.export
 
     @property
     def has_contexts(self) -> bool:
@@ -111,14 +143,18 @@ class Sources:
         return bool(self.export is not None and self.export.activations)
 
 
-def load_sources(stats: Any = None, *, neuronpedia: str | Path | None = None, screen: Any = None,
-                 sweep: str | Path | Sequence[str | Path] | None = None, tokenizer: Any = None) -> Sources:
+def load_sources(stats: FeatureStats | str | Path | None = None, *, neuronpedia: str | Path | None = None,
+                 screen: pd.DataFrame | str | Path | None = None,
+                 sweep: str | Path | Sequence[str | Path] | None = None, tokenizer: Tokenizer | None = None
+                 ) -> Sources:
     """Load the inputs: ``stats`` (a FeatureStats or its folder) or ``neuronpedia`` (an export folder), plus an
     optional screen run folder/table and steer/controls run folders."""
     if (stats is None) == (neuronpedia is None):
-        raise ValueError("give exactly one feature source: stats (a FeatureStats or its folder) or a Neuronpedia export")
+        raise ValueError("give exactly one feature source: stats (a FeatureStats or its folder) or a Neuronpedia "
+                         "export")
     src = Sources()
-    if neuronpedia is not None:
+    if stats is None:
+        assert neuronpedia is not None
         src.export = read_export(neuronpedia)
     else:
         if isinstance(stats, (str, Path)):
@@ -138,7 +174,7 @@ def load_sources(stats: Any = None, *, neuronpedia: str | Path | None = None, sc
     return src
 
 
-def _load_screen(src: Sources, screen: Any) -> None:
+def _load_screen(src: Sources, screen: pd.DataFrame | str | Path) -> None:
     from interp_sot.io import read_jsonl
     from interp_sot.screening.screen import load_table
 
@@ -170,7 +206,7 @@ SWEEP_FIELDS = ("feature", "strength", "problem_id", "completion", "correct", "f
 """Fields of a sweep record (``experiments.records.SweepRecord``) that the pages show."""
 
 
-def _sweep_records(folder: Path) -> list[dict[str, Any]]:
+def _sweep_records(folder: Path) -> list[SweepSample]:
     from interp_sot.io import read_jsonl
 
     files = [folder] if folder.is_file() else [folder / n for n in SWEEP_FILES if (folder / n).is_file()]
@@ -182,21 +218,26 @@ def _sweep_records(folder: Path) -> list[dict[str, Any]]:
             missing = [k for k in SWEEP_FIELDS if k not in rec]
             if missing:
                 raise ValueError(f"{f}: record {i} lacks the sweep fields {missing}")
-            records.append(rec)
+            records.append(SweepSample(
+                feature=rec["feature"] if isinstance(rec["feature"], int) else str(rec["feature"]),
+                strength=float(rec["strength"]), problem_id=str(rec["problem_id"]), completion=str(rec["completion"]),
+                correct=bool(rec["correct"]), finish_reason=str(rec["finish_reason"]),
+                group=None if rec.get("group") is None else str(rec["group"])))
     if not records:
         raise ValueError(f"{folder}: the sweep records are empty")
     return records
 
 
 # -- the table -----------------------------------------------------------------------------------------------
-def _clean(value: Any) -> Any:
+def _clean(value: object) -> Cell:
     """JSON-able cell: NaN/NA -> None, numpy scalars -> Python, floats to 6 significant digits."""
     if type(value) is float:  # the common case, first
         return None if math.isnan(value) or math.isinf(value) else float(f"{value:.6g}")
     if value is None:
         return None
-    if hasattr(value, "item"):
-        value = value.item()
+    item = getattr(value, "item", None)
+    if callable(item):  # numpy and torch scalars
+        value = item()
     if isinstance(value, bool) or isinstance(value, int):
         return value
     if isinstance(value, float):
@@ -211,7 +252,7 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
-def pick_positions(screen: Any, pick: PickConfig | None = None) -> list[int | None]:
+def pick_positions(screen: pd.DataFrame, pick: PickConfig | None = None) -> list[int | None]:
     """1-based position of each feature (table row order) in the pick's order, from the function the pick uses
     (:func:`interp_sot.screening.pick.pick_order`); all None when the table lacks the pick's columns."""
     from interp_sot.screening.pick import pick_order
@@ -227,20 +268,20 @@ def pick_positions(screen: Any, pick: PickConfig | None = None) -> list[int | No
     return [position[f] for f in screen.index]
 
 
-def feature_table(src: Sources, opts: BrowserOptions | None = None) -> dict[str, list[Any]]:
+def feature_table(src: Sources, opts: BrowserOptions | None = None) -> Table:
     """Column name -> one cell per feature (see :data:`TABLE_COLUMNS`)."""
     d = src.d_sae
-    cols: dict[str, list[Any]] = {name: [None] * d for name, _, _ in TABLE_COLUMNS}
-    cols["feature"] = list(range(d))
+    cols: Table = {name: [None] * d for name, _, _ in TABLE_COLUMNS}
+    cols["feature"] = [*range(d)]
     if src.stats is not None:
         frame = src.stats.to_frame()
         for name in ("frequency", "fire_count", "max_act", "mean_act", "onset_share"):
             cols[name] = [_clean(v) for v in frame[name].to_numpy()]
     else:
-        rows = src.export.features  # type: ignore[union-attr]
+        rows = src.neuronpedia.features
         cols["frequency"] = [_clean(float(r["frac_nonzero"])) for r in rows]
         cols["max_act"] = [_clean(float(r["maxActApprox"])) for r in rows]
-        for i, text in src.export.labels().items():  # type: ignore[union-attr]
+        for i, text in src.neuronpedia.labels().items():
             cols["label"][i] = text
     if src.screen is not None:
         from interp_sot.screening.screen import with_ratio_interval
@@ -251,12 +292,12 @@ def feature_table(src: Sources, opts: BrowserOptions | None = None) -> dict[str,
                 values = [_clean(v) for v in screen[name].to_numpy()]
                 if name != "label" or any(v is not None for v in values):
                     cols[name] = values
-        cols["pick_order"] = pick_positions(screen, (opts or BrowserOptions()).pick)
+        cols["pick_order"] = [*pick_positions(screen, (opts or BrowserOptions()).pick)]
     return cols
 
 
 # -- feature pages -------------------------------------------------------------------------------------------
-def histogram(values: Iterable[float], bins: int) -> dict[str, list[Any]]:
+def histogram(values: Iterable[float], bins: int) -> dict[str, list[Cell]]:
     """Equal-width histogram of the positive ``values`` over [min, max]: ``{"edges": [bins+1], "counts": [bins]}``."""
     vals = [v for v in values if v > 0]
     if not vals:
@@ -267,23 +308,22 @@ def histogram(values: Iterable[float], bins: int) -> dict[str, list[Any]]:
     counts = [0] * bins
     for v in vals:
         counts[min(int((v - lo) / (hi - lo) * bins), bins - 1)] += 1
-    return {"edges": [_clean(lo + (hi - lo) * i / bins) for i in range(bins + 1)], "counts": counts}
+    return {"edges": [_clean(lo + (hi - lo) * i / bins) for i in range(bins + 1)], "counts": [*counts]}
 
 
-def _samples(records: list[dict[str, Any]], opts: BrowserOptions) -> dict[int, list[dict[str, Any]]]:
+def _samples(records: Sequence[SweepSample], opts: BrowserOptions) -> dict[int, list[Page]]:
     """feature -> one entry per strength: accuracy and the first few completions."""
-    by: dict[int, dict[float, list[dict[str, Any]]]] = {}
+    by: dict[int, dict[float, list[SweepSample]]] = {}
     for r in records:
-        if isinstance(r["feature"], int):
-            by.setdefault(r["feature"], {}).setdefault(float(r["strength"]), []).append(r)
-    out: dict[int, list[dict[str, Any]]] = {}
+        if isinstance(r.feature, int):
+            by.setdefault(r.feature, {}).setdefault(r.strength, []).append(r)
+    out: dict[int, list[Page]] = {}
     for f, strengths in by.items():
         out[f] = [{
-            "strength": s, "n": len(rows), "accuracy": sum(bool(r["correct"]) for r in rows) / len(rows),
-            "group": rows[0].get("group"),
-            "items": [{"problem": r["problem_id"], "correct": bool(r["correct"]), "finish": r["finish_reason"],
-                       "text": r["completion"][: opts.sample_chars],
-                       "cut": len(r["completion"]) > opts.sample_chars}
+            "strength": s, "n": len(rows), "accuracy": sum(r.correct for r in rows) / len(rows),
+            "group": rows[0].group,
+            "items": [{"problem": r.problem_id, "correct": r.correct, "finish": r.finish_reason,
+                       "text": r.completion[: opts.sample_chars], "cut": len(r.completion) > opts.sample_chars}
                       for r in rows[: opts.samples_per_strength]],
         } for s, rows in sorted(strengths.items())]
     return out
@@ -292,16 +332,16 @@ def _samples(records: list[dict[str, Any]], opts: BrowserOptions) -> dict[int, l
 class PageBuilder:
     """Builds one feature's page record; decoding caches live here so that 32k features share them."""
 
-    def __init__(self, src: Sources, table: dict[str, list[Any]], opts: BrowserOptions) -> None:
+    def __init__(self, src: Sources, table: Table, opts: BrowserOptions) -> None:
         self.src, self.table, self.opts = src, table, opts
         self.samples = _samples(src.sweeps, opts)
         self.decode = token_decoder(src.tokenizer) if src.tokenizer is not None else None
         self.activations = src.export.by_feature("activations") if src.export is not None else {}
         self.model_id = str((src.stats.info if src.stats is not None else {}).get("model", "model"))
 
-    def page(self, f: int) -> dict[str, Any]:
+    def page(self, f: int) -> Page:
         row = {name: cells[f] for name, cells in self.table.items()}
-        page: dict[str, Any] = {"feature": f, "row": row, "samples": self.samples.get(f, [])}
+        page: Page = {"feature": f, "row": row, "samples": self.samples.get(f, [])}
         if self.src.stats is not None:
             page.update(self._from_stats(f))
         else:
@@ -312,16 +352,17 @@ class PageBuilder:
             page["exact_values"] = True
         return page
 
-    def _context(self, r: dict[str, Any], meta: Any = None, judge: Any = None) -> dict[str, Any]:
+    def _context(self, r: ActivationRow, meta: Mapping[str, object] | None = None, judge: object = None) -> Page:
         return {"tokens": r["tokens"], "values": [_clean(float(v)) if v else 0 for v in r["values"]],
                 "mark": qualifying_index(r), "value": _clean(float(r["maxValue"])),
                 "seq": r.get("dataIndex"), "meta": meta or {}, "judge": judge}
 
-    def _from_stats(self, f: int) -> dict[str, Any]:
+    def _from_stats(self, f: int) -> Page:
         stats = self.src.stats
+        assert stats is not None, "pages from stats need FeatureStats"
         values = stats.topk_values[f].tolist()
         filled = sum(1 for s in stats.topk_seq[f].tolist() if s >= 0)
-        out: dict[str, Any] = {
+        out: Page = {
             "hist": histogram(values[:filled], self.opts.bins),
             "hist_of": f"its top {filled} activations (of {int(stats.fire_count[f])} firings)",
             "exact_values": False,
@@ -334,23 +375,24 @@ class PageBuilder:
             return out
         rows = feature_windows(stats, f, self.decode, self.model_id, "browser", self.opts.before, self.opts.after,
                                limit=self.opts.contexts)
-        out["contexts"] = [self._context(r, stats.contexts.metadata(int(r["dataIndex"])), self._judge(f, rank))
+        store = stats.contexts
+        out["contexts"] = [self._context(r, store.metadata(int(r["dataIndex"])), self._judge(f, rank))
                            for rank, r in enumerate(rows)]
         return out
 
-    def _judge(self, f: int, rank: int) -> Any:
-        if not self.src.judge_scores:
+    def _judge(self, f: int, rank: int) -> object:
+        stats = self.src.stats
+        if not self.src.judge_scores or stats is None or stats.contexts is None:
             return None
         from interp_sot.screening.score_store import text_hash
 
-        stats = self.src.stats
         before, after = self.opts.judge_window
         text = stats.contexts.render(int(stats.topk_seq[f, rank]), int(stats.topk_pos[f, rank]), before=before,
                                      after=after, tokenizer=self.src.tokenizer)
         return self.src.judge_scores.get(text_hash(text))
 
 
-def _std(stats: Any, f: int) -> float:
+def _std(stats: FeatureStats, f: int) -> float:
     n = int(stats.fire_count[f])
     if n == 0:
         return float("nan")
@@ -358,8 +400,7 @@ def _std(stats: Any, f: int) -> float:
     return math.sqrt(max(float(stats.act_sq_sum[f]) / n - mean * mean, 0.0))
 
 
-def pages(src: Sources, table: dict[str, list[Any]], opts: BrowserOptions,
-          features: Iterable[int]) -> Iterator[dict[str, Any]]:
+def pages(src: Sources, table: Table, opts: BrowserOptions, features: Iterable[int]) -> Iterator[Page]:
     builder = PageBuilder(src, table, opts)
     for f in features:
         yield builder.page(f)

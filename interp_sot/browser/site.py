@@ -14,12 +14,18 @@ import logging
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from interp_sot.browser.data import TABLE_COLUMNS, BrowserOptions, Sources, feature_table, load_sources, pages
+from interp_sot.browser.data import TABLE_COLUMNS, BrowserOptions, Sources, Table, feature_table, load_sources, pages
 from interp_sot.io import replaced_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from interp_sot.features.stats import FeatureStats
+    from interp_sot.protocols import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +37,7 @@ def _asset(name: str) -> str:
     return (resources.files("interp_sot.browser") / "assets" / name).read_text(encoding="utf-8")
 
 
-def _script(target: str, obj: Any) -> str:
+def _script(target: str, obj: object) -> str:
     """A data file as JS: ``TARGET = <json>;`` (``</`` escaped so the JSON can never close a script tag)."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return f"{target}=" + text.replace("</", "<\\/") + ";\n"
@@ -48,15 +54,15 @@ def _page(template: str, title: str, d_sae: int) -> str:
     return head + body
 
 
-def _meta(src: Sources) -> dict[str, Any]:
-    info: dict[str, Any] = dict(src.stats.info) if src.stats is not None else {}
-    meta: dict[str, Any] = {"d_sae": src.d_sae, "shard_size": SHARD_SIZE, "pages": src.has_contexts,
+def _meta(src: Sources) -> dict[str, object]:
+    info: dict[str, object] = dict(src.stats.info) if src.stats is not None else {}
+    meta: dict[str, object] = {"d_sae": src.d_sae, "shard_size": SHARD_SIZE, "pages": src.has_contexts,
                             "notes": src.notes, "judge": src.judge_name}
     if src.stats is not None:
         meta.update(n_tokens=src.stats.n_tokens, top_k=src.stats.top_k, onset_n=src.stats.onset_n,
                     source=" · ".join(f"{k} {info[k]}" for k in ("model", "layer", "sae") if k in info))
     else:
-        meta["source"] = f"Neuronpedia export {src.export.model_id} / {src.export.source_id}"  # type: ignore[union-attr]
+        meta["source"] = f"Neuronpedia export {src.neuronpedia.model_id} / {src.neuronpedia.source_id}"
     if src.screen is not None:
         meta["filter"] = src.screen.attrs.get("filter")
     return meta
@@ -81,8 +87,7 @@ def write_site(src: Sources, out: str | Path, opts: BrowserOptions | None = None
     return Path(out) / "index.html"
 
 
-def _write_shards(src: Sources, table: dict[str, list[Any]], opts: BrowserOptions, meta: dict[str, Any],
-                  folder: Path) -> None:
+def _write_shards(src: Sources, table: Table, opts: BrowserOptions, meta: dict[str, object], folder: Path) -> None:
     n_shards = (src.d_sae + SHARD_SIZE - 1) // SHARD_SIZE
     shared = {k: meta[k] for k in ("d_sae", "shard_size", "source", "judge", "top_k", "onset_n") if k in meta}
     feature_pages = pages(src, table, opts, range(src.d_sae))
@@ -93,8 +98,9 @@ def _write_shards(src: Sources, table: dict[str, list[Any]], opts: BrowserOption
             encoding="utf-8")
 
 
-def write_browser(stats: Any = None, *, screen: Any = None, sweep: str | Path | Sequence[str | Path] | None = None,
-                  out: str | Path, neuronpedia: str | Path | None = None, tokenizer: Any = None,
+def write_browser(stats: FeatureStats | str | Path | None = None, *, screen: pd.DataFrame | str | Path | None = None,
+                  sweep: str | Path | Sequence[str | Path] | None = None, out: str | Path,
+                  neuronpedia: str | Path | None = None, tokenizer: Tokenizer | None = None,
                   options: BrowserOptions | None = None) -> Path:
     """The feature browser of a run, in ``out/`` (open ``out/index.html``); returns that path.
 

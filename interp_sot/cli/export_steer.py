@@ -9,7 +9,6 @@ Neuronpedia steer request. :mod:`interp_sot.steering.export` states the conventi
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from interp_sot.cli.common import bad_input
 
@@ -17,7 +16,7 @@ FORMATS = ("lm-eval", "lm-eval-csv", "neuronpedia")
 """``steering.export.EXPORT_FORMATS`` (listed here so that ``--help`` never imports torch)."""
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("export-steer", help="export a steering spec (lm-eval .pt/CSV, Neuronpedia JSON)")
     p.add_argument("--spec", required=True, help="a steering.json (or a run directory holding one)")
     p.add_argument("--feature", type=int, default=None, help="the feature, for a spec of several features")

@@ -11,20 +11,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interp_sot.cli.common import DTYPES
 from interp_sot.errors import FlagError
+from interp_sot.flags import add_flags, from_flags
+from interp_sot.stages.sources import ModelSource, SaeSource
 
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("measure", help="coherence + SAE feature totals of every trace of a finished run")
     p.add_argument("--run", dest="run_dir", required=True, help="a finished steer or controls run directory")
-    p.add_argument("--model", default="smollm2", help="the run's model (hub id, local folder, or 'smollm2')")
-    p.add_argument("--dtype", choices=DTYPES, default="auto")
-    p.add_argument("--device", default=None)
+    add_flags(p, ModelSource)
     p.add_argument("--layer", type=int, required=True, help="the SAE's layer (the steered layer)")
-    p.add_argument("--sae-path", default=None, help="local sae-lens SAE folder")
-    p.add_argument("--sae-release", default=None)
-    p.add_argument("--sae-id", default=None)
+    add_flags(p, SaeSource, only=("sae_release", "sae_id", "sae_path"))
     p.add_argument("--no-diversity", action="store_true", help="coherence only (no SAE re-encoding)")
     p.add_argument("--threshold", type=float, default=0.0, help="activation above which a feature counts as active")
     p.add_argument("--batch-size", type=int, default=8, help="traces per forward pass")
@@ -34,8 +31,6 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """The run directory (finished, with records), the measures folder (free, same identity) and the SAE flags are
     checked before the SAE or the model loads."""
-    from pathlib import Path
-
     from interp_sot.cli.common import bad_input, load_run_model, measure_inputs
     from interp_sot.experiments.coherence import CoherenceConfig
     from interp_sot.stages.measure import MeasureConfig, check_measure, measure_stage
@@ -43,18 +38,14 @@ def run(args: argparse.Namespace) -> int:
     with bad_input(""):
         config = MeasureConfig(layer=args.layer, coherence=CoherenceConfig(batch_size=args.batch_size),
                                diversity=not args.no_diversity, threshold=args.threshold, batch_size=args.batch_size)
-    if config.diversity and bool(args.sae_path) == bool(args.sae_release):
-        raise FlagError("name the SAE once (--sae-path, or --sae-release with --sae-id), or pass --no-diversity")
-    if args.sae_path and not Path(args.sae_path).expanduser().exists():
-        raise FileNotFoundError(f"--sae-path {args.sae_path}: no such folder")
+    source = from_flags(SaeSource, args)
+    if config.diversity and not source.given:
+        raise FlagError("name the SAE (--sae-path, or --sae-release with --sae-id), or pass --no-diversity")
+    if config.diversity:
+        source.check()
     inputs = measure_inputs(args, config.diversity)
     check_measure(args.run_dir, config, inputs)  # --run exists, is finished, and its measures are ours to resume
-    sae = None
-    if config.diversity:
-        from interp_sot.features.sae import load_sae
-
-        with bad_input("--sae-path" if args.sae_path else "--sae-release"):
-            sae = load_sae(Path(args.sae_path)) if args.sae_path else load_sae(args.sae_release, args.sae_id)
+    sae = source.load_sae(args.layer) if config.diversity else None
     model, tokenizer = load_run_model(args)
     result = measure_stage(model, tokenizer, sae, args.run_dir, config, inputs=inputs)
     print(f"measured {result.n_traces} traces: {', '.join(str(f) for f in result.files)}")

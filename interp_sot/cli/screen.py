@@ -14,10 +14,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from interp_sot.errors import FlagError
+from interp_sot.flags import add_flags, from_flags
+from interp_sot.screening.settings import FilterConfig, RatioConfig
+
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from interp_sot.judging.spec import SPEC_HELP
 
     p = subparsers.add_parser("screen", help="screen all SAE features (conversation ratio + two-criterion filter)")
@@ -26,12 +30,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--judge", default="labels", help=SPEC_HELP)
     p.add_argument("--out", required=True, help="output folder (also holds the resumable judge scores)")
     g = p.add_argument_group("conversation ratio")
-    g.add_argument("--k", type=int, default=50, help="top contexts per feature (default 50)")
-    g.add_argument("--batch-size", type=int, default=10, help="contexts per judge call (default 10)")
-    g.add_argument("--score-threshold", type=float, default=50.0, help="conversational if score >= this (50)")
-    g.add_argument("--retries", type=int, default=2, help="corrective re-asks on malformed judge output")
-    g.add_argument("--on-invalid", choices=("skip", "raise"), default="skip",
-                   help="batch that never gives valid JSON: leave unjudged (rerun retries) or abort")
+    add_flags(g, RatioConfig)
     g.add_argument("--label-field", default="conversational",
                    help="per-document boolean metadata used by --judge labels (default 'conversational')")
     g.add_argument("--features", default=None, help="judge only these features, e.g. '0-99,30939'")
@@ -39,11 +38,7 @@ def add_parser(subparsers: Any) -> None:
                    help="tokens shown before/after the marked token (default 32 8)")
     g.add_argument("--tokenizer", default=None,
                    help="tokenizer (folder or hub id) to decode contexts; default: the one the stats name")
-    f = p.add_argument_group("filter")
-    f.add_argument("--ratio-threshold", type=float, default=0.5, help="keep ratio > this (default 0.5)")
-    f.add_argument("--position-criterion", choices=("onset", "first_n", "topk_onset"), default="onset",
-                   help="definition of 'activation in the first four tokens' (see screening.screen)")
-    f.add_argument("--position-threshold", type=float, default=0.5, help="keep position share > this (0.5)")
+    add_flags(p.add_argument_group("filter"), FilterConfig)
     j = p.add_argument_group("judge backend")
     j.add_argument("--concurrency", type=int, default=None,
                    help="requests in flight (openai judge; default 2 on loopback, 8 elsewhere)")
@@ -88,7 +83,7 @@ def parse_feature_list(text: str | None) -> list[int] | None:
             else:
                 out.append(int(part))
         except ValueError:
-            raise ValueError(f"--features: cannot read {part!r}; write e.g. '0-99,30939'") from None
+            raise FlagError(f"--features: cannot read {part!r}; write e.g. '0-99,30939'") from None
     return out
 
 
@@ -137,23 +132,17 @@ def run(args: argparse.Namespace) -> int:
 
     from interp_sot.judging.prompts.files import load_prompt_files
     from interp_sot.judging.spec import make_judge
-    from interp_sot.screening.conversation_ratio import RatioConfig
-    from interp_sot.screening.screen import FilterConfig
     from interp_sot.stages.identity import path_identity
     from interp_sot.stages.screen import SCREEN_PROMPTS, ScreenConfig, screen_stage
 
-    config = ScreenConfig(
+    config = ScreenConfig(  # the flags of the ratio and the filter are their configs' fields
         judge=args.judge, label_field=args.label_field, features=_as_tuple(parse_feature_list(args.features)),
         window=tuple(args.window), categories=args.categories,
-        ratio=RatioConfig(k=args.k, score_threshold=args.score_threshold, batch_size=args.batch_size,
-                          retries=args.retries, on_invalid=args.on_invalid),
-        filter=FilterConfig(ratio_threshold=args.ratio_threshold, position_criterion=args.position_criterion,
-                            position_threshold=args.position_threshold),
-    )
+        ratio=from_flags(RatioConfig, args), filter=from_flags(FilterConfig, args))
     judge = make_judge(args.judge, **judge_options(args))
     if judge is None and (args.judge_batch_out or args.judge_batch_in or args.validate_on):
-        raise ValueError("--judge-batch-out, --judge-batch-in and --validate-on need an LLM judge (--judge), "
-                         "not 'labels'")
+        raise FlagError("--judge-batch-out, --judge-batch-in and --validate-on need an LLM judge (--judge), "
+                        "not 'labels'")
     prompts = load_prompt_files(args.prompt_file, SCREEN_PROMPTS)
     stats, contexts = load_inputs(args)
     labels = None
@@ -162,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
         labels = feature_labels(read_explanations(args.labels), args.prefer_explainer, d_sae=len(stats.fire_count))
     if args.categories and (judge is None or labels is None):
-        raise ValueError("--categories needs a judge (not 'labels') and --labels")
+        raise FlagError("--categories needs a judge (not 'labels') and --labels")
     result = screen_stage(stats, config, args.out, contexts=contexts, tokenizer=load_tokenizer(args.tokenizer),
                           judge=judge, labels=labels, inputs={"stats": path_identity(args.stats),
                                   "labels": None if args.labels is None else path_identity(args.labels)},

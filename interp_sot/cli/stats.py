@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from interp_sot.cli.common import add_plan_args, device_bytes, model_not_found, model_shape, show_or_require_fit
 from interp_sot.errors import FlagError, shorten
+from interp_sot.features.collect_config import CollectConfig
+from interp_sot.flags import add_flags, from_flags
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import SparseAutoencoder
 
 logger = logging.getLogger(__name__)
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("stats", help="per-feature SAE statistics and top-k contexts over a corpus")
     p.add_argument("--model", required=True, help="'smollm2', a model folder or a hub id")
     p.add_argument("--sae", required=True, help="SAE folder (sae-lens save_model) or sae-lens release name")
@@ -33,31 +38,19 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--corpus", required=True, help="text/jsonl/parquet/csv file, saved dataset folder or hub name")
     p.add_argument("--out", required=True, help="output folder")
     c = p.add_argument_group("corpus")
-    c.add_argument("--text-field", default="text", help="field holding the text in records (default 'text')")
-    c.add_argument("--metadata-field", action="append", default=[],
-                   help="record field stored per sequence, e.g. 'conversational' (repeatable)")
     c.add_argument("--split", default="train", help="dataset split (hub/saved datasets; default 'train')")
     c.add_argument("--txt-split", choices=("line", "blank"), default="line",
                    help=".txt documents: one per line (default) or per blank-line-separated block")
-    c.add_argument("--max-tokens", type=int, default=None, help="stop after this many counted tokens")
-    c.add_argument("--max-length", type=int, default=1024, help="truncate documents to this many tokens (1024)")
-    r = p.add_argument_group("run")
-    r.add_argument("--batch-tokens", type=int, default=8192, help="padded tokens per forward batch (8192)")
-    r.add_argument("--chunk-size", type=int, default=1024, help="tokens per SAE GEMM (1024)")
-    r.add_argument("--top-k", type=int, default=50, help="top contexts per feature (50)")
-    r.add_argument("--first-n", type=int, default=4, help="first-n window of a sequence (4)")
-    r.add_argument("--onset-n", type=int, default=4, help="window after a sentence/turn onset (4)")
-    r.add_argument("--checkpoint-every", type=int, default=1_000_000, help="counted tokens between checkpoints")
+    r = p.add_argument_group("the pass (features.collect_config.CollectConfig)")
+    add_flags(r, CollectConfig, exclude=("onset_rule",), aliases={"metadata_fields": ("--metadata-field",)})
+    r.add_argument("--no-contexts", dest="keep_contexts", action="store_false", help="= --no-keep-contexts")
     r.add_argument("--device", default=None, help="device for model and SAE (default: cuda if available)")
     r.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: as saved)")
-    r.add_argument("--compute-dtype", default=None, help="SAE GEMM dtype, e.g. bfloat16 on GPU")
-    r.add_argument("--no-contexts", action="store_true", help="do not keep the token ids of top contexts")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_plan_args(p)
     p.set_defaults(run=run)
 
 
-def plan_run(args: argparse.Namespace, sae: Any, device: str) -> bool:
+def plan_run(args: argparse.Namespace, sae: SparseAutoencoder, device: str) -> bool:
     """With ``--plan``: print the pass's memory plan and return True (the command exits). Otherwise raise PlanError
     when a batch cannot fit the device, before anything is written; False when the run may go on."""
     from interp_sot.plan import plan_stats
@@ -80,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
     from interp_sot.cli.common import bad_input
     from interp_sot.corpora.reader import open_corpus
-    from interp_sot.features.collect import CollectConfig
     from interp_sot.features.distributed import init_from_env, launched_by_torchrun
     from interp_sot.features.sae import check_sae_layer, load_sae
     from interp_sot.io import check_text_file
@@ -90,13 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from interp_sot.stages.stats import STAGE, StatsConfig, stats_stage
 
     with bad_input(""):  # the configs check the flags
-        config = StatsConfig(layer=args.layer, collect=CollectConfig(
-            batch_tokens=args.batch_tokens, max_length=args.max_length, chunk_size=args.chunk_size, top_k=args.top_k,
-            first_n=args.first_n, onset_n=args.onset_n, text_field=args.text_field,
-            metadata_fields=tuple(args.metadata_field), keep_contexts=not args.no_contexts,
-            checkpoint_every=args.checkpoint_every, max_tokens=args.max_tokens, compute_dtype=args.compute_dtype,
-            progress=not args.no_progress,
-        ))
+        config = StatsConfig(layer=args.layer, collect=from_flags(CollectConfig, args))
     if args.plan and args.max_tokens is None:
         raise FlagError("--plan needs --max-tokens (the corpus is not read to count its tokens)")
     # everything cheap first: inputs exist and decode, the output folder is usable and holds no other run

@@ -18,25 +18,28 @@ from pathlib import Path
 from typing import Any
 
 from interp_sot.cli.common import (
+    add_coding_args,
     add_generation_args,
     add_model_args,
     add_plan_args,
     bad_input,
-    check_dose_held_out,
+    check_dose,
     check_features,
     check_prompt_context,
     check_sae_flags,
     check_stats_flag,
     coding_config,
     load_decoder,
+    load_feature_stats,
     load_problems,
     load_run_model,
     measure_and_report,
     parse_floats,
     parse_strengths,
     plan_generation_run,
-    scaled_directions,
+    read_dose_flag,
     sweep_config,
+    units_of,
 )
 from interp_sot.errors import FlagError, shorten
 
@@ -57,8 +60,7 @@ def add_parser(subparsers: Any) -> None:
                    f"spec's, else {DEFAULT_STRENGTHS})")
     p.add_argument("--dose", default=None,
                    help="a finished `interp-sot dose` run: --strengths auto:N spreads N strengths over its range")
-    p.add_argument("--judge", default=None, help="judge spec for behaviour coding (e.g. openai:MODEL@URL)")
-    p.add_argument("--schemes", default="conversational,bales,cognitive", help="behaviour coding schemes")
+    add_coding_args(p)
     add_generation_args(p)
     add_plan_args(p)
     p.set_defaults(run=run)
@@ -120,9 +122,8 @@ def run(args: argparse.Namespace) -> int:
     residual norm, are compared then)."""
     from interp_sot.experiments.sharding import join_torchrun
     from interp_sot.stages.identity import model_identity
-    from interp_sot.stages.rundir import begin_stage, check_identity
-    from interp_sot.stages.steer import STAGE, steer_identity, steer_stage
-    from interp_sot.stages.strengths import units_record
+    from interp_sot.stages.rundir import check_identity
+    from interp_sot.stages.steer import STAGE, steer_features, steer_identity, steer_stage
 
     spec, spec_directions = _apply_spec(args) if args.spec else (None, None)
     if args.layer is None:
@@ -133,12 +134,12 @@ def run(args: argparse.Namespace) -> int:
     strengths = parse_strengths(args)
     config = sweep_config(args)
     coding = coding_config(args)
-    units = args.units or "unit"
+    units = units_of(args, "unit")
     if features:
         check_sae_flags(args)
         check_stats_flag(args, units)
     problems = load_problems(args)
-    check_dose_held_out(args, problems)  # strengths tuned on these problems would overstate the effect
+    check_dose(args, problems, strengths)  # tuned on other problems, and inside the coherent range it measured
     directions = {} if features else spec_directions if spec_directions is not None else _direction_file(args)
     inputs = {"model": model_identity(args.model)}
     check_prompt_context(args, problems)  # config.json and the tokenizer only
@@ -148,24 +149,22 @@ def run(args: argparse.Namespace) -> int:
     if shard.is_main:  # refuse a busy folder or another run's folder now, not after the weights load
         check_identity(args.out, STAGE, steer_identity(config, directions, problems, strengths, coding), inputs,
                        pending=("config.directions",) if features else ())
-    units_rec = None
     sae: Any = None
     if features:  # SAE features: directions in --units, judged against this model's residual norm
         sae = load_decoder(args)
         check_features(args, sae, features, units)
         model, tokenizer = load_run_model(args)
-        directions, scales = scaled_directions(args, sae, model, tokenizer, problems, features, units)
-        units_rec = units_record(scales, strengths)
+        result = steer_features(model, tokenizer, sae, problems, features, strengths, config, args.out, units=units,
+                                stats=load_feature_stats(args, units), dose=read_dose_flag(args), coding=coding,
+                                inputs=inputs)
     else:
         model, tokenizer = load_run_model(args)
         if spec is not None:
             from interp_sot.steering.spec import check_width
 
             check_width(spec, model)
-    if shard.is_main:
-        begin_stage(args.out, STAGE, steer_identity(config, directions, problems, strengths, coding), inputs)
-    result = steer_stage(model, tokenizer, problems, directions, strengths, config, args.out, coding=coding,
-                         inputs=inputs, strength_units=units_rec)
+        result = steer_stage(model, tokenizer, problems, directions, strengths, config, args.out, coding=coding,
+                             inputs=inputs)
     if not shard.is_main:  # rank 0 merged the records and writes the report
         return 0
     measure_and_report(args, model, tokenizer, sae, result)

@@ -12,12 +12,15 @@ import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interp_sot.corpora.fetch import fetch_source
 from interp_sot.corpora.sources import EXTRACTORS, Unit
 from interp_sot.corpora.split import interleave_sources, passages, split_of, take_tokens
 from interp_sot.io import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +61,14 @@ class CorpusSummary:
     config: dict[str, Any]
 
 
-def _count(tokenizer: Any, texts: list[str], batch: int = 256) -> list[int]:
+def _count(tokenizer: Tokenizer, texts: list[str], batch: int = 256) -> list[int]:
     counts: list[int] = []
     for i in range(0, len(texts), batch):
         counts.extend(len(ids) for ids in tokenizer(texts[i:i + batch], add_special_tokens=False)["input_ids"])
     return counts
 
 
-def screening_passages(units: list[Unit], tokenizer: Any, cfg: CorpusConfig) -> list[Unit]:
+def screening_passages(units: list[Unit], tokenizer: Tokenizer, cfg: CorpusConfig) -> list[Unit]:
     """Balanced, source-interleaved passages of the screening units, within the token budget for each label."""
     chosen: list[Unit] = []
     for conversational in (True, False):
@@ -80,7 +83,7 @@ def screening_passages(units: list[Unit], tokenizer: Any, cfg: CorpusConfig) -> 
     return chosen
 
 
-def build_corpus(downloads: Path, out: Path, tokenizer: Any, cfg: CorpusConfig | None = None) -> CorpusSummary:
+def build_corpus(downloads: Path, out: Path, tokenizer: Tokenizer, cfg: CorpusConfig | None = None) -> CorpusSummary:
     """Fetch, extract, split and write the corpus; ``tokenizer`` only counts tokens for the budgets and summary."""
     cfg = cfg or CorpusConfig()
     splits: dict[str, list[Unit]] = {"train": [], "eval": [], "screening": []}
@@ -96,7 +99,8 @@ def build_corpus(downloads: Path, out: Path, tokenizer: Any, cfg: CorpusConfig |
     units: dict[str, dict[str, int]] = {}
     tokens: dict[str, dict[str, int]] = {}
     for name, items in splits.items():
-        atomic_write_text(out / f"{name}.jsonl", "".join(json.dumps(u.record(), ensure_ascii=False) + "\n" for u in items))
+        atomic_write_text(out / f"{name}.jsonl",
+                          "".join(json.dumps(u.record(), ensure_ascii=False) + "\n" for u in items))
         counts = _count(tokenizer, [u.text for u in items])
         units[name] = dict(Counter(u.source for u in items))
         per_source: Counter[str] = Counter()

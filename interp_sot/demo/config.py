@@ -10,7 +10,9 @@ with the SAE. Power comes from the number of problems, so traces are short and t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, get_args
+
+from interp_sot.stages.controls_config import ControlMode
 
 if TYPE_CHECKING:  # the stage configs import torch/pandas; `interp-sot --help` reads this module's defaults
     from interp_sot.experiments.dose import DoseConfig
@@ -23,8 +25,6 @@ if TYPE_CHECKING:  # the stage configs import torch/pandas; `interp-sot --help` 
     from interp_sot.stages.screen import ScreenConfig
     from interp_sot.stages.stats import StatsConfig
 
-ControlMode = Literal["matched", "max_act"]
-"""How the demo's control features are steered (``DemoConfig.control_mode``)."""
 
 
 @dataclass
@@ -114,8 +114,8 @@ class DemoConfig:
         get_preset(self.task)
         if self.control_factor <= 0:
             raise ValueError("control_factor must be positive")
-        if self.control_mode not in ("matched", "max_act"):
-            raise ValueError(f"control_mode must be 'matched' or 'max_act', got {self.control_mode!r}")
+        if self.control_mode not in get_args(ControlMode):
+            raise ValueError(f"control_mode must be one of {get_args(ControlMode)}, got {self.control_mode!r}")
         if not self.tolerance > 0:  # (DoseConfig checks the rest; importing it here would load torch on --help)
             raise ValueError(f"tolerance must be a finite number > 0 (nats/token), got {self.tolerance}")
         if 0.0 not in self.dose_ratios:
@@ -176,9 +176,10 @@ class DemoConfig:
                              batch_size=32)
 
     def report_config(self) -> ReportConfig:
+        """The per-run reports render the analysis (its bootstrap count and seed are ``analyze_config``'s)."""
         from interp_sot.stages.report import ReportConfig
 
-        return ReportConfig(n_boot=self.n_boot, seed=self.seed)
+        return ReportConfig()
 
     def analyze_config(self, treated: float) -> AnalyzeConfig:
         """Every outcome that varies is fitted; one that cannot be (constant, too few problems) is listed. The

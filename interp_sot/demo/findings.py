@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from interp_sot.analysis.multiple_testing import add_corrections, significance_summary
 from interp_sot.experiments.dose import DoseResult
 from interp_sot.io import read_jsonl
+
+if TYPE_CHECKING:
+    from interp_sot.demo.config import DemoConfig
+    from interp_sot.stages.analyze import AnalyzeResult
 
 ALPHA = 0.05
 
@@ -47,7 +51,7 @@ def _fmt(v: float) -> str:
     return "nan" if not math.isfinite(v) else f"{v:.3g}"
 
 
-def _verdict(outcome: str, term: str, row: Any) -> str:
+def _verdict(outcome: str, term: str, row: pd.Series) -> str:
     est = (f"`{outcome}` {term}: {_fmt(row['coef'])} (95% CI {_fmt(row['ci_low'])} to {_fmt(row['ci_high'])}, "
            f"p = {_fmt(row['p'])}, Holm p = {_fmt(row['p_holm'])}, BH q = {_fmt(row['q_bh'])}")
     if math.isfinite(row["p_holm"]) and row["p_holm"] < ALPHA:
@@ -60,7 +64,7 @@ def _verdict(outcome: str, term: str, row: Any) -> str:
     return f"- not significant: {est}; the smallest effect this run detects with 80% power is ±{_fmt(mde)})"
 
 
-def outcome_rows(analysis: Any, strengths: list[float], diversity: pd.DataFrame | None) -> pd.DataFrame:
+def outcome_rows(analysis: AnalyzeResult, strengths: list[float], diversity: pd.DataFrame | None) -> pd.DataFrame:
     """Every pre-registered contrast in one table: each outcome at each non-zero strength vs 0, the diversity
     slopes on strength, and the conversational-vs-non-conversational control contrast; ``p_holm`` / ``q_bh`` are
     corrected over this one family (all rows), so they may differ from the per-table values of ``analysis/``."""
@@ -96,7 +100,7 @@ def significance(rows: pd.DataFrame, skipped: dict[str, str]) -> str:
 
 def clean_examples(out: Path, strengths: list[float], chars: int = 360) -> str:
     """One non-degenerate sample per strength (lowest, 0, highest) of the first problem that has them."""
-    traces = pd.read_parquet(out / "steer" / "report" / "traces.parquet")
+    traces = pd.read_parquet(out / "analysis" / "traces.parquet")  # the analysis of the sweep
     path = out / "steer" / "coherence.jsonl"
     degenerate = {d["key"] for d in read_jsonl(path) if d["degenerate"]} if path.is_file() else set()
     ok = traces[~traces["key"].isin(degenerate)] if "key" in traces.columns else traces
@@ -119,7 +123,7 @@ PAPER_MEDIATION = {"direct": 0.228, "indirect": 0.066}
 behaviours .066."""
 
 
-def measurability(accuracy: pd.DataFrame, cfg: Any) -> str:
+def measurability(accuracy: pd.DataFrame, cfg: DemoConfig) -> str:
     """The report's first lines: the unsteered accuracy, and whether an accuracy effect can be measured at all."""
     base = accuracy[accuracy["strength"] == 0.0]
     if base.empty:
@@ -153,7 +157,7 @@ def graded_by_strength(run_dir: Path) -> pd.DataFrame | None:
     return table.reset_index().astype({"strength": float, "accuracy": float})
 
 
-def prompting_section(prompting: pd.DataFrame | None, cfg: Any) -> str:
+def prompting_section(prompting: pd.DataFrame | None, cfg: DemoConfig) -> str:
     """The prompting arm against s = 0 on the same problems (the simplest alternative to steering)."""
     if not cfg.prompted:
         return "The prompting arm was not run (`prompted=False`).\n"
@@ -167,7 +171,7 @@ def prompting_section(prompting: pd.DataFrame | None, cfg: Any) -> str:
             + markdown_table(rows[cols]))
 
 
-def mediation_section(mediation: pd.DataFrame | None, cfg: Any, treated: float) -> str:
+def mediation_section(mediation: pd.DataFrame | None, cfg: DemoConfig, treated: float) -> str:
     """Strength -> pre-registered mediator -> accuracy, beside the paper's .228 / .066."""
     head = (f"**Causal chain**: s = 0 vs s = {treated:g} -> `{cfg.mediator}` (pre-registered) -> accuracy; "
             "cluster bootstrap over problems. The paper (feature 30939, DeepSeek-R1-Distill-Llama-8B, SEM on "

@@ -45,7 +45,7 @@ def _timed(name: str, timings: dict[str, float], out: Path) -> Iterator[None]:
     log.info("stage %s ...", name)
     start = time.perf_counter()
     yield
-    timings[name] = time.perf_counter() - start
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
     log.info("stage %s done in %.1f s", name, timings[name])
     atomic_write_json(out / "timings.json", timings)
 
@@ -65,18 +65,14 @@ def _corpus(cfg: DemoConfig) -> list[dict[str, Any]]:
 
 
 def sweep_strengths(cfg: DemoConfig, dose: DoseResult) -> list[float]:
-    """The sweep's strengths: ``cfg.strengths`` or ``cfg.n_strengths`` over the coherent range; never outside it."""
+    """The sweep's strengths: ``cfg.strengths`` or ``cfg.n_strengths`` over the coherent range (the steer stage
+    refuses strengths outside it)."""
     from interp_sot.experiments.dose import auto_strengths
 
     if cfg.strengths is None:
         if cfg.n_strengths == 2 and dose.positive > 0:  # 0 and the positive edge: the direction the paper tests
             return [0.0, dose.positive]
         return auto_strengths(dose, cfg.n_strengths)
-    outside = [s for s in cfg.strengths if not dose.negative - 1e-9 <= s <= dose.positive + 1e-9]
-    if outside:
-        raise ValueError(f"strengths {outside} lie outside the coherent range [{dose.negative:g}, {dose.positive:g}] "
-                         f"the dose stage found (tolerance {dose.tolerance:g} nats/token); the model writes broken "
-                         "text there. Leave --strengths out to sweep inside the range")
     return sorted(cfg.strengths)
 
 
@@ -85,21 +81,18 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
     from interp_sot.browser import BrowserOptions, write_browser
     from interp_sot.data import embedded_sae_path, screening_corpus_path
     from interp_sot.demo.report import SITE, write_demo_report
-    from interp_sot.experiments.dose import check_held_out
     from interp_sot.features.sae import load_sae
     from interp_sot.models import load_model
-    from interp_sot.stages.analyze import analyze_stage
-    from interp_sot.stages.controls import controls_stage, matched_norms, sample_control_features
+    from interp_sot.stages.conclude import conclude_run
+    from interp_sot.stages.controls import matched_norms, sample_control_features, steer_controls
     from interp_sot.stages.dose import dose_stage
     from interp_sot.stages.identity import model_identity, path_identity
-    from interp_sot.stages.measure import measure_stage
     from interp_sot.stages.pick import pick_stage
     from interp_sot.stages.prompted import prompted_stage
-    from interp_sot.stages.report import report_stage
     from interp_sot.stages.screen import screen_stage
     from interp_sot.stages.stats import stats_stage
-    from interp_sot.stages.steer import steer_stage
-    from interp_sot.stages.strengths import directions_of, feature_scales, run_prompts, units_record
+    from interp_sot.stages.steer import steer_features
+    from interp_sot.stages.strengths import read_units, run_prompts
     from interp_sot.tasks.countdown.presets import get_preset, held_out_split
     from interp_sot.tasks.countdown.prompts import read_question_template
 
@@ -131,40 +124,29 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> DemoResult:
         prompts = run_prompts(dose_problems, sweep.prompt_spec, tokenizer, n=None)
         dose = dose_stage(model, tokenizer, sae, pick.feature, prompts, cfg.dose_config(), out / "dose",
                           units="resid", inputs=inputs, problems=dose_problems)
-        check_held_out(dose, problems)
         strengths = sweep_strengths(cfg, dose)
-    with _timed("steer", timings, out):
-        scale = feature_scales(sae, [pick.feature], "resid", residual=dose.residual_norm)
-        steered = steer_stage(model, tokenizer, problems, directions_of(scale), strengths, sweep, out / "steer",
-                              inputs=inputs, strength_units=units_record(scale, strengths))
+    with _timed("steer", timings, out):  # inside the coherent range the dose stage found, judged by its norm
+        steered = steer_features(model, tokenizer, sae, problems, [pick.feature], strengths, sweep, out / "steer",
+                                 units="resid", residual=dose.residual_norm, dose=dose, inputs=inputs)
     if cfg.prompted:
         with _timed("prompted", timings, out):  # the unsteered model asked for a conversation of voices
             template = read_question_template(cfg.prompted_instruction)
             prompted_stage(model, tokenizer, problems, sweep, template, out / "prompted", inputs=inputs)
     with _timed("controls", timings, out):
-        ctrl_cfg = cfg.controls_config((pick.feature,), matched_norms(scale[pick.feature], strengths))
+        ctrl_cfg = cfg.controls_config((pick.feature,), matched_norms(read_units(steered.out) or {}))
         controls = sample_control_features(table, ctrl_cfg)
-        per_feature: dict[int, list[float]] = {}
-        for c in controls:
-            per_feature.setdefault(int(c.feature), []).append(c.strength)
-        ctrl_scales = feature_scales(sae, list(per_feature), "unit" if cfg.control_mode == "matched" else "sae",
-                                     residual=dose.residual_norm)
         # every control feature on the same first problems, so the conversational - non-conversational contrast is
         # within problem (random problems per feature leave each problem in one group: nothing to compare)
-        shared = problems[: cfg.control_problems]
-        ran = controls_stage(model, tokenizer, controls, shared, directions_of(ctrl_scales), sweep, ctrl_cfg,
-                             out / "controls", inputs=inputs, strength_units=units_record(ctrl_scales, per_feature))
-    with _timed("measure", timings, out):  # coherence of every trace; SAE diversity of the sweep's traces
-        measure_stage(model, tokenizer, sae, out / "steer", cfg.measure_config(), inputs=inputs)
-        for arm in ("prompted", "controls") if cfg.prompted else ("controls",):
-            measure_stage(model, tokenizer, sae, out / arm, cfg.measure_config(diversity=False), inputs=inputs)
-    with _timed("analysis", timings, out):  # every table; the per-run reports render after the measures
-        treated = max(strengths) if max(strengths) > 0 else min(strengths)
-        analysis = analyze_stage(out / "steer", cfg.analyze_config(treated), out / "analysis",
-                                 controls=out / "controls", screen=out / "screen",
-                                 prompted=out / "prompted" if cfg.prompted else None)
-        for arm, result in (("steer", steered), ("controls", ran)):
-            report_stage(result.records, cfg.report_config(), out / arm / "report", run_dir=out / arm)
+        steer_controls(model, tokenizer, sae, controls, problems[: cfg.control_problems], sweep, ctrl_cfg,
+                       out / "controls", residual=dose.residual_norm, inputs=inputs)
+    treated = max(strengths) if max(strengths) > 0 else min(strengths)
+    phases = {"measure": "measure", "analyze": "analysis", "report": "analysis"}  # the run reports count as analysis
+    done = conclude_run(model, tokenizer, sae, out / "steer", measure=cfg.measure_config(),
+                        analyze=cfg.analyze_config(treated), report=cfg.report_config(), inputs=inputs,
+                        controls=out / "controls", screen=out / "screen",
+                        prompted=out / "prompted" if cfg.prompted else None, analysis_out=out / "analysis",
+                        timer=lambda phase: _timed(phases[phase], timings, out))
+    analysis = done.analysis
     with _timed("browser", timings, out):  # what `interp-sot browse` writes for this run directory
         write_browser(stats, screen=out / "screen", sweep=[out / "steer", out / "controls"], out=out / SITE,
                       tokenizer=tokenizer, options=BrowserOptions(pick=cfg.pick_config()))

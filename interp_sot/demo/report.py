@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -13,6 +13,9 @@ from interp_sot.demo.findings import markdown_table as _table
 from interp_sot.experiments.dose import DoseResult
 from interp_sot.io import atomic_write_text
 from interp_sot.screening.pick import Pick, ranked_candidates
+
+if TYPE_CHECKING:
+    from interp_sot.stages.analyze import AnalyzeResult
 
 SITE = "site"
 """The feature browser's folder in the run directory (written by ``run_demo``; the report links into it)."""
@@ -46,7 +49,7 @@ def _csv(path: Path) -> pd.DataFrame | None:
 
 
 def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pick, contexts: list[str],
-                      dose: DoseResult, strengths: list[float], analysis: Any, timings: dict[str, float]
+                      dose: DoseResult, strengths: list[float], analysis: AnalyzeResult, timings: dict[str, float]
                       ) -> tuple[Path, Path | None]:
     from interp_sot.demo.figure import plot_demo, top_markers
     from interp_sot.demo.findings import (
@@ -61,7 +64,7 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
     )
     from interp_sot.tasks.countdown.presets import get_preset
 
-    behaviours = pd.read_csv(out / "steer" / "report" / "behaviours.csv")
+    behaviours = pd.read_csv(out / "analysis" / "behaviour_rates.csv")  # what steer/report shows
     graded = graded_by_strength(out / "steer")
     prompted_graded = graded_by_strength(out / "prompted") if cfg.prompted else None
     figure: Path | None = None
@@ -106,7 +109,8 @@ def write_demo_report(out: Path, cfg: DemoConfig, table: pd.DataFrame, pick: Pic
         _table(top),
         f"## 2. Picked feature {pick.feature}\n",
         f"Conversation ratio {pick.conversation_ratio:.2f}, onset share {pick.position_share:.2f}, "
-        f"{pick.n_contexts} contexts from {pick.n_sources or '?'} corpus sources, frequency {100 * pick.frequency:.3f}% of tokens, max activation "
+        f"{pick.n_contexts} contexts from {pick.n_sources or '?'} corpus sources, frequency "
+        f"{100 * pick.frequency:.3f}% of tokens, max activation "
         f"{pick.max_act:.1f} ([its page in the feature browser]({SITE}/feature.html#{pick.feature})). "
         "Top contexts (activating token marked):\n",
         "```\n" + "\n---\n".join(c.strip() for c in contexts[:5]) + "\n```\n",

@@ -11,11 +11,17 @@ import difflib
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from interp_sot.errors import InterpSotError, shorten
+
+if TYPE_CHECKING:  # lm-eval has no type information: these name its classes, mypy sees Any
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from interp_sot.protocols import CausalLM, Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +63,7 @@ def check_include_path(path: str | Path | None) -> Path | None:
     return p
 
 
-def task_manager(include_path: str | Path | None = None, tasks: Sequence[str] = ()) -> Any:
+def task_manager(include_path: str | Path | None = None, tasks: Sequence[str] = ()) -> TaskManager:
     """lm-eval's ``TaskManager`` over its own tasks plus those under ``include_path``.
 
     When every name in ``tasks`` is a local task, the manager indexes ``include_path`` alone: indexing lm-eval's
@@ -74,7 +80,7 @@ def task_manager(include_path: str | Path | None = None, tasks: Sequence[str] = 
     return TaskManager(include_path=str(folder) if folder is not None else None)
 
 
-def check_tasks(tasks: Sequence[str], manager: Any) -> None:
+def check_tasks(tasks: Sequence[str], manager: TaskManager) -> None:
     """Refuse task names lm-eval does not know, listing the close matches it offers."""
     known = list(manager.all_tasks)
     problems = []
@@ -87,7 +93,7 @@ def check_tasks(tasks: Sequence[str], manager: Any) -> None:
         raise InterpSotError(f"unknown lm-eval task {'; '.join(problems)}; local tasks need --include-path DIR")
 
 
-def hf_lm(model: Any, tokenizer: Any, batch_size: int) -> Any:
+def hf_lm(model: CausalLM, tokenizer: Tokenizer, batch_size: int) -> HFLM:
     """lm-eval's plain ``hf`` model (``HFLM``) around an already loaded model and tokenizer."""
     require_lm_eval()
     from lm_eval.models.huggingface import HFLM
@@ -95,7 +101,7 @@ def hf_lm(model: Any, tokenizer: Any, batch_size: int) -> Any:
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
 
 
-def evaluate(lm: Any, tasks: Sequence[str], manager: Any, *, limit: int | None = None,
+def evaluate(lm: HFLM, tasks: Sequence[str], manager: TaskManager, *, limit: int | None = None,
              num_fewshot: int | None = None) -> dict[str, Any]:
     """One ``simple_evaluate`` over ``tasks`` with per-document samples kept (lm-eval's default seeds)."""
     from lm_eval import simple_evaluate
@@ -107,7 +113,7 @@ def evaluate(lm: Any, tasks: Sequence[str], manager: Any, *, limit: int | None =
     return dict(results)
 
 
-def jsonable_results(results: dict[str, Any]) -> dict[str, Any]:
+def jsonable_results(results: Mapping[str, object]) -> dict[str, Any]:
     """lm-eval's result dict without samples, through lm-eval's own JSON conversion."""
     from lm_eval.utils import handle_non_serializable
 
@@ -116,20 +122,23 @@ def jsonable_results(results: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def samples_jsonl(samples: Sequence[dict[str, Any]]) -> str:
+def samples_jsonl(samples: Sequence[Mapping[str, object]]) -> str:
     """Per-document records (doc, arguments, resps, filtered_resps, metrics) as JSON lines."""
     from lm_eval.utils import handle_non_serializable
 
     return "".join(json.dumps(s, default=handle_non_serializable) + "\n" for s in samples)
 
 
-def metric_rows(results: dict[str, Any], strength: float) -> list[EvalRow]:
+def metric_rows(results: Mapping[str, object], strength: float) -> list[EvalRow]:
     """Every metric of every task in lm-eval's results (its ``results`` and ``n-samples`` sections), sorted by task
     and metric (lm-eval's own order differs between a fresh run and its JSON read back)."""
     rows = []
-    n_samples = results.get("n-samples", {})
-    for task, metrics in results.get("results", {}).items():
-        n = int(n_samples.get(task, {}).get("effective", 0))
+    n_samples = _section(results, "n-samples")
+    for task, metrics in _section(results, "results").items():
+        effective = _section(n_samples, task).get("effective", 0)
+        n = int(effective) if isinstance(effective, (int, float)) else 0
+        if not isinstance(metrics, Mapping):
+            continue
         for key, value in metrics.items():
             metric, sep, filt = key.partition(",")
             if not sep or metric.endswith("_stderr") or not isinstance(value, (int, float)):
@@ -139,3 +148,9 @@ def metric_rows(results: dict[str, Any], strength: float) -> list[EvalRow]:
             rows.append(EvalRow(task, name, float(strength), float(value),
                                 float(err) if isinstance(err, (int, float)) else math.nan, n))
     return sorted(rows, key=lambda r: (r.task, r.metric))
+
+
+def _section(results: Mapping[str, object], key: str) -> Mapping[str, object]:
+    """``results[key]`` when it is an object (lm-eval's JSON), else empty."""
+    value = results.get(key)
+    return value if isinstance(value, Mapping) else {}

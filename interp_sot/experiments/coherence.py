@@ -21,12 +21,16 @@ import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
 from interp_sot.activations import shared_prefix_forward, shared_prefix_length
+from interp_sot.protocols import decode_text
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM, Tokenizer
 
 _UNITS = re.compile(r"\w+|[^\w\s]")
 
@@ -106,7 +110,7 @@ def _as_id_lists(seqs: Sequence[Sequence[int]] | Sequence[torch.Tensor], what: s
 
 @torch.no_grad()
 def completion_logprobs(
-    model: Any,
+    model: CausalLM | torch.nn.Module,
     prompt_ids: Sequence[Sequence[int]] | Sequence[torch.Tensor],
     completion_ids: Sequence[Sequence[int]] | Sequence[torch.Tensor],
     *,
@@ -173,8 +177,8 @@ def split_generated(
 
 
 def score_traces(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM | torch.nn.Module,
+    tokenizer: Tokenizer,
     prompt_ids: Sequence[Sequence[int]],
     completion_ids: Sequence[Sequence[int]],
     config: CoherenceConfig | None = None,
@@ -188,7 +192,7 @@ def score_traces(
     cfg = config or CoherenceConfig()
     lps = completion_logprobs(model, prompt_ids, completion_ids, batch_size=cfg.batch_size)
     if texts is None:
-        texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completion_ids]
+        texts = [decode_text(tokenizer, list(c), skip_special_tokens=True) for c in completion_ids]
     if len(texts) != len(lps):
         raise ValueError(f"{len(texts)} texts for {len(lps)} traces")
     out = []
@@ -200,8 +204,8 @@ def score_traces(
 
 
 def score_texts(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM | torch.nn.Module,
+    tokenizer: Tokenizer,
     prompts: Sequence[str],
     completions: Sequence[str],
     config: CoherenceConfig | None = None,

@@ -14,11 +14,16 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from interp_sot.experiments.records import FeatureId, RowSpec, SweepRecord, normalize_feature
 from interp_sot.experiments.sweep import SweepConfig, run_rows
 from interp_sot.tasks.countdown.problems import CountdownProblem
+
+if TYPE_CHECKING:
+    import torch
+
+    from interp_sot.protocols import CausalLM, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,8 @@ class ControlFeature:
             raise ValueError(f"feature {self.feature}: group must be a non-empty string")
 
 
-def control_features(features: Sequence[Any], strengths: Sequence[float] | float, group: str) -> list[ControlFeature]:
+def control_features(features: Sequence[FeatureId], strengths: Sequence[float] | float, group: str
+                     ) -> list[ControlFeature]:
     """``ControlFeature``s for one group from feature ids and one strength each (or one for all)."""
     ss = [strengths] * len(features) if isinstance(strengths, (int, float)) else list(strengths)
     if len(ss) != len(features):
@@ -50,7 +56,8 @@ def control_features(features: Sequence[Any], strengths: Sequence[float] | float
 
 
 def load_control_features(path: str | Path) -> list[ControlFeature]:
-    """Read a control list (``.csv``, ``.parquet``, ``.json`` list of objects, ``.jsonl``) with feature/strength/group."""
+    """Read a control list (``.csv``, ``.parquet``, ``.json`` list of objects, ``.jsonl``) with
+    feature/strength/group."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"control feature list not found: {p}")
@@ -112,11 +119,11 @@ def control_rows(
 
 
 def run_controls(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
     features: Sequence[ControlFeature],
     problems: Sequence[CountdownProblem],
-    directions: Mapping[FeatureId, Any],
+    directions: Mapping[FeatureId, torch.Tensor],
     *,
     config: SweepConfig,
     problems_per_feature: int = 16,

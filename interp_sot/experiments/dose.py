@@ -8,7 +8,8 @@ model's mean token log-prob of the generated tokens), and compares each strength
 
 A strength is coherent when drop(s) <= ``tolerance`` (default 0.25 nats/token; optionally also a cap on the share
 of degenerate traces). Walking outward from 0 on each side, the coherent limit is the last candidate before the
-first incoherent one; a candidate beyond a failing one never counts, even if its sampled drop happens to be small. The limits are reported in the chosen strength units and as a share of the
+first incoherent one; a candidate beyond a failing one never counts, even if its sampled drop happens to be small.
+The limits are reported in the chosen strength units and as a share of the
 median residual norm. :func:`auto_strengths` spreads a sweep's strengths over that range.
 
 Not resumable: it is meant to take a few minutes; the stage that calls it stores ``dose.json`` and skips it
@@ -23,90 +24,23 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from interp_sot.experiments.coherence import Coherence, CoherenceConfig, score_traces, split_generated
+from interp_sot.experiments.coherence import Coherence, score_traces, split_generated
+from interp_sot.experiments.dose_config import DoseConfig
 from interp_sot.io import atomic_path, atomic_write_json, atomic_write_text
-from interp_sot.steering.hook import SCOPES, SITES, Scope, Site
+from interp_sot.protocols import generated_ids
 from interp_sot.steering.strength_units import StrengthScale
 from interp_sot.tasks.countdown.presets import check_disjoint
 from interp_sot.tasks.countdown.problems import CountdownProblem
 
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM, Tokenizer
+
 logger = logging.getLogger(__name__)
-
-DEFAULT_RATIOS: tuple[float, ...] = (-0.4, -0.3, -0.25, -0.2, -0.15, -0.1, -0.05, 0.0,
-                                     0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
-"""Candidate added norms as signed shares of the median residual norm (SmolLM2 breaks near 0.2)."""
-
-
-@dataclass(frozen=True)
-class DoseConfig:
-    """The pre-sweep: where to steer, which candidate strengths, how to sample and what counts as coherent."""
-
-    layer: int
-    """Decoder layer whose residual stream is steered."""
-    ratios: tuple[float, ...] = DEFAULT_RATIOS
-    """Candidates as signed added-norm / median-residual-norm; converted to the scale's units. Must hold 0."""
-    strengths: tuple[float, ...] | None = None
-    """Candidates given directly in the scale's units instead of ``ratios`` (must hold 0)."""
-    tolerance: float = 0.25
-    """Largest mean coherence drop against s = 0 (nats/token) a strength may cause and still count as coherent."""
-    max_new_tokens: int = 64
-    """Generated tokens per trace (the cliff shows within a few dozen tokens)."""
-    do_sample: bool = True
-    """Sample as the sweep will (False: greedy)."""
-    temperature: float = 0.6
-    top_p: float = 0.95
-    seed: int = 0
-    """torch seed of the first generate batch (batch k uses seed + k)."""
-    batch_size: int = 64
-    """Rows (prompt × strength) per steered ``generate`` call."""
-    site: Site = "resid_post"
-    """Steering site (see ``steering.steer``)."""
-    scope: Scope = "all"
-    """Steered positions (see ``steering.steer``)."""
-    add_special_tokens: bool = False
-    """Tokenise prompts with BOS added: False for chat-template prompts, which write it themselves."""
-    max_degenerate_share: float | None = None
-    """Optionally also require at most this share of degenerate traces (coherence guard's text flag) at a
-    strength. Repetition loops score a HIGH log-prob under the unsteered model (SmolLM2 at s = -0.2 of the residual
-    norm: "Severus Poof" x 12 at -0.37 nats/token), so the log-prob drop alone can miss them. None: drop only."""
-    coherence: CoherenceConfig = field(default_factory=CoherenceConfig)
-
-    def __post_init__(self) -> None:
-        if self.layer < 0:
-            raise ValueError(f"layer must be >= 0, got {self.layer}")
-        if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise ValueError(f"tolerance must be a finite number > 0 (nats/token), got {self.tolerance}")
-        cands = self.ratios if self.strengths is None else self.strengths
-        name = "ratios" if self.strengths is None else "strengths"
-        if any(not math.isfinite(float(c)) for c in cands):
-            raise ValueError(f"{name} must be finite, got {cands}")
-        if 0.0 not in [float(c) for c in cands]:
-            raise ValueError(f"{name} must include 0 (the unsteered baseline), got {tuple(cands)}")
-        if len(set(cands)) != len(cands) or len(cands) < 2:
-            raise ValueError(f"{name} need 0 and at least one other strength, without duplicates: {tuple(cands)}")
-        if self.max_degenerate_share is not None and not 0 <= self.max_degenerate_share <= 1:
-            raise ValueError(f"max_degenerate_share must lie in [0, 1], got {self.max_degenerate_share}")
-        for attr in ("max_new_tokens", "batch_size"):
-            if getattr(self, attr) < 1:
-                raise ValueError(f"{attr} must be >= 1, got {getattr(self, attr)}")
-        if self.site not in SITES or self.scope not in SCOPES:
-            raise ValueError(f"site must be one of {SITES} and scope one of {SCOPES}, got {self.site!r}, {self.scope!r}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
-
-    def candidates(self, scale: StrengthScale) -> list[float]:
-        """Sorted candidate strengths in the scale's units."""
-        if self.strengths is not None:
-            return sorted(float(s) for s in self.strengths)
-        if scale.units == "resid":  # s is the ratio itself
-            return sorted(float(r) for r in self.ratios)
-        return sorted(float(f"{scale.strength_for_ratio(r):.6g}") for r in self.ratios)
-
 
 @dataclass(frozen=True)
 class DoseResult:
@@ -140,7 +74,7 @@ class DoseResult:
         return asdict(self)
 
 
-def _end_ids(model: Any, tokenizer: Any) -> list[int]:
+def _end_ids(model: CausalLM, tokenizer: Tokenizer) -> list[int]:
     eos = model.generation_config.eos_token_id
     ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
     if tokenizer.pad_token_id is not None:
@@ -148,7 +82,7 @@ def _end_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted(ids)
 
 
-def _usable_prompts(model: Any, tokenizer: Any, prompts: Sequence[str], cfg: DoseConfig) -> list[str]:
+def _usable_prompts(model: CausalLM, tokenizer: Tokenizer, prompts: Sequence[str], cfg: DoseConfig) -> list[str]:
     """Prompts that leave room for ``max_new_tokens`` in the context; all too long is an error."""
     if not prompts:
         raise ValueError("prompts is empty: the dose finder needs at least one prompt")
@@ -167,8 +101,8 @@ def _usable_prompts(model: Any, tokenizer: Any, prompts: Sequence[str], cfg: Dos
 
 
 def generate_rows(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
     prompts: Sequence[str],
     direction: torch.Tensor,
     strengths: Sequence[float],
@@ -186,7 +120,7 @@ def generate_rows(
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True, padding_side="left",
                     add_special_tokens=cfg.add_special_tokens)
     device = next(model.parameters()).device
-    enc = {k: v.to(device) for k, v in enc.items()}
+    enc = enc.to(device)
     kwargs: dict[str, Any] = dict(do_sample=cfg.do_sample, max_new_tokens=cfg.max_new_tokens,
                                   pad_token_id=tokenizer.pad_token_id, repetition_penalty=1.0)
     if cfg.do_sample:
@@ -196,7 +130,7 @@ def generate_rows(
           steer(model, cfg.layer, direction, strength=torch.tensor(list(strengths), dtype=torch.float32),
                 site=cfg.site, scope=cfg.scope)):
         out = model.generate(**enc, generation_config=GenerationConfig(**kwargs))
-    return split_generated(out.cpu(), enc["attention_mask"].cpu(), _end_ids(model, tokenizer))
+    return split_generated(generated_ids(out).cpu(), enc["attention_mask"].cpu(), _end_ids(model, tokenizer))
 
 
 def coherent_limit(strengths: Sequence[float], coherent: Sequence[bool], sign: int) -> float:
@@ -234,8 +168,8 @@ def _table(strengths: list[float], scores: list[list[Coherence]], scale: Strengt
 
 
 def find_dose(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
     prompts: Sequence[str],
     scale: StrengthScale,
     config: DoseConfig,
@@ -325,6 +259,23 @@ def check_held_out(dose: DoseResult, evaluation: Sequence[CountdownProblem]) -> 
     tuned = [CountdownProblem(str(d["problem_id"]), tuple(int(n) for n in d["nums"]), int(d["target"]))
              for d in dose.problems]
     check_disjoint(evaluation, tuned, "dose problems")
+
+
+def check_in_range(dose: DoseResult, strengths: Sequence[float], units: str | None = None,
+                   feature: int | None = None) -> None:
+    """Refuse strengths outside the coherent range ``dose`` measured (there the model writes broken text, so no
+    effect can be read off it), a dose run of other units (strengths in other units cannot be compared) or of
+    another feature."""
+    if units is not None and units != dose.units:
+        raise ValueError(f"the dose run measured strengths in {dose.units!r} units, but this run steers in "
+                         f"{units!r}: use --units {dose.units} or rerun the dose stage")
+    if feature is not None and int(feature) != dose.feature:
+        raise ValueError(f"the dose run is for feature {dose.feature}, not {feature}")
+    outside = [s for s in strengths if not dose.negative - 1e-9 <= s <= dose.positive + 1e-9]
+    if outside:
+        raise ValueError(f"strengths {outside} lie outside the coherent range [{dose.negative:g}, {dose.positive:g}] "
+                         f"the dose stage found (tolerance {dose.tolerance:g} nats/token); the model writes broken "
+                         "text there. Sweep inside the range (e.g. --strengths auto:N)")
 
 
 def auto_strengths(dose: DoseResult, n: int) -> list[float]:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interp_sot.tasks.countdown.problems import CountdownProblem
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 FeatureId = int | str
 """An SAE feature index, or any label of a custom direction."""
 
 
-def normalize_feature(feature: Any) -> FeatureId:
+def normalize_feature(feature: object) -> FeatureId:
     """Integers (numpy ones included) as ``int``, anything else as ``str``: what survives a JSON round trip."""
     if isinstance(feature, bool):
         raise ValueError(f"feature id {feature!r} is a boolean")
@@ -89,16 +94,17 @@ class SweepRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SweepRecord:
+    def from_dict(cls, d: Mapping[str, object]) -> SweepRecord:
         names = {f.name for f in fields(cls)}
         graded = {"valid_expression", "abs_error"}  # records written before the graded outcomes existed lack them
         missing = names - graded - set(d)
         if missing:
             raise ValueError(f"sweep record {d.get('key', '?')!r} lacks fields {sorted(missing)}")
-        return cls(**{k: d[k] for k in names if k in d})
+        values: dict[str, Any] = {k: d[k] for k in names if k in d}  # JSON, as to_dict wrote it
+        return cls(**values)
 
 
-def direction_fingerprint(direction: Any) -> str:
+def direction_fingerprint(direction: torch.Tensor | np.ndarray | Sequence[float]) -> str:
     """First 16 hex digits of sha256 over the direction's float32 bytes: [d_model] tensor or array."""
     import numpy as np
     import torch

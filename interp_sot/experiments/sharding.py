@@ -26,13 +26,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from interp_sot.experiments.records import FeatureId, RowSpec, SweepRecord
 from interp_sot.experiments.sweep import SweepConfig, run_rows
 from interp_sot.io import append_jsonl, atomic_write_text, read_jsonl, truncate_torn_tail
 
+if TYPE_CHECKING:
+    import torch
+
+    from interp_sot.protocols import CausalLM, Tokenizer
+
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WAIT_TIMEOUT = timedelta(days=7)
 """How long a rank that finished its share waits for the others (shards of a long sweep can finish hours apart;
@@ -70,7 +76,7 @@ class Shard:
             return path
         return path.with_name(f"{path.stem}.rank{self.rank}-of-{self.world}{path.suffix}")
 
-    def from_main(self, obj: Any) -> Any:
+    def from_main(self, obj: T) -> T:
         """Rank 0's ``obj`` on every rank (torch tensors inside must be on the CPU); ``obj`` itself in one process.
 
         Also a wait: no rank returns before rank 0 got here (e.g. after claiming the run directory)."""
@@ -155,7 +161,7 @@ def beside(path: Path) -> list[Path]:
     return [p for p in (path, *ranks) if p.is_file()]
 
 
-def adopt_rows(target: Path, rows: Sequence[RowSpec], sources: Sequence[Path], settings: Mapping[str, Any]) -> int:
+def adopt_rows(target: Path, rows: Sequence[RowSpec], sources: Sequence[Path], settings: Mapping[str, object]) -> int:
     """Append to ``target`` the records of ``rows`` that other logs of the sweep hold and ``target`` lacks.
 
     Returns how many. A source record made with other settings is refused (the folder holds another sweep)."""
@@ -194,16 +200,16 @@ def merge_logs(rows: Sequence[RowSpec], logs: Sequence[Path]) -> list[dict[str, 
     return [found[r.key] for r in rows]
 
 
-def write_log(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+def write_log(path: Path, records: Sequence[Mapping[str, object]]) -> None:
     """Replace ``path`` with ``records`` as JSON lines, formatted as ``io.append_jsonl`` writes them."""
     atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))
 
 
 def run_rows_sharded(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
     rows: Sequence[RowSpec],
-    directions: Mapping[FeatureId, Any],
+    directions: Mapping[FeatureId, torch.Tensor],
     config: SweepConfig,
     out_path: str | Path,
     *,
@@ -234,13 +240,11 @@ def run_rows_sharded(
     return [SweepRecord.from_dict(d) for d in merged]
 
 
-def main_directions(shard: Shard, directions: Mapping[FeatureId, Any]) -> Mapping[FeatureId, Any]:
+def main_directions(shard: Shard, directions: Mapping[FeatureId, torch.Tensor]) -> Mapping[FeatureId, torch.Tensor]:
     """Rank 0's directions on every rank (as CPU tensors), so every record carries the fingerprint that the run
     directory's identity names even where a rank's own computation differs in the last bit."""
     if shard.world == 1:
         return directions
     import torch
 
-    shared: Mapping[FeatureId, Any] = shard.from_main(
-        {f: torch.as_tensor(d).detach().cpu() for f, d in directions.items()})
-    return shared
+    return shard.from_main({f: torch.as_tensor(d).detach().cpu() for f, d in directions.items()})

@@ -15,9 +15,9 @@ with the same definitions (threshold, mass vs count weighting) as everywhere els
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ import torch
 from interp_sot.activations import shared_prefix_forward, shared_prefix_length
 from interp_sot.analysis.diversity import FeatureTotals, feature_totals, set_diversity
 from interp_sot.layers import resolve_layer, unwrap
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM, SparseAutoencoder
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +69,12 @@ class SparseTotals:
                 "n_tokens": self.n_tokens, "d_sae": self.d_sae}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SparseTotals:
+    def from_dict(cls, d: Mapping[str, object]) -> SparseTotals:
         try:
             idx = np.asarray(d["indices"], dtype=np.int64)
             mass = np.asarray(d["mass"], dtype=np.float64)
             count = np.asarray(d["count"], dtype=np.int64)
-            n_tokens, d_sae = int(d["n_tokens"]), int(d["d_sae"])
+            n_tokens, d_sae = _whole(d["n_tokens"]), _whole(d["d_sae"])
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"not a sparse feature-totals record: {err}") from err
         if not (idx.shape == mass.shape == count.shape) or idx.ndim != 1:
@@ -81,14 +84,21 @@ class SparseTotals:
         return cls(idx, mass, count, n_tokens, d_sae)
 
 
+def _whole(value: object) -> int:
+    """A JSON count as an int (TypeError for anything that is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"expected a whole number, got {value!r}")
+    return int(value)
+
+
 def _resid_batches(
-    model: Any,
+    model: CausalLM | torch.nn.Module,
     layer: int,
     prompts: list[list[int]],
     completions: list[list[int]],
     batch_size: int,
     min_shared_prefix: int = 32,
-) -> Any:
+) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield (trace index, completion residuals [n_i, d_model]) for every trace, batch by batch (right-padded; a
     few-shot prefix that every prompt of a batch shares runs once, ``activations.shared_prefix_forward``)."""
     module = unwrap(model)
@@ -104,8 +114,8 @@ def _resid_batches(
 
 
 def trace_feature_totals(
-    model: Any,
-    sae: Any,
+    model: CausalLM | torch.nn.Module,
+    sae: SparseAutoencoder,
     layer: int,
     prompt_ids: Sequence[Sequence[int]],
     completion_ids: Sequence[Sequence[int]],
@@ -148,7 +158,7 @@ def trace_feature_totals(
     return [t for t in out if t is not None]
 
 
-def _sae_dtype(sae: Any) -> torch.dtype:
+def _sae_dtype(sae: SparseAutoencoder) -> torch.dtype:
     w = getattr(sae, "W_enc", None)
     return w.dtype if isinstance(w, torch.Tensor) else torch.float32
 

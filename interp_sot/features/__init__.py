@@ -3,12 +3,41 @@
 The data path reads one way: corpus -> activations -> **stats** -> screen -> steer -> analyze.
 """
 
-from interp_sot.features.collect import CollectConfig, collect, forward_to_layer
-from interp_sot.features.contexts import ContextStore, TopContext
-from interp_sot.features.encode import FusedEncoder, encode, encode_stats, fused_architecture
-from interp_sot.features.onsets import OnsetRule, OnsetTracker, onset_distances
-from interp_sot.features.sae import load_sae
-from interp_sot.features.stats import FeatureStats, TokenInfo
+# Exports resolve on first use (PEP 562): the torch-free config modules stay importable by --help.
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real names, for type checkers
+    from interp_sot.features.collect import collect, forward_to_layer
+    from interp_sot.features.collect_config import CollectConfig
+    from interp_sot.features.contexts import ContextStore, TopContext
+    from interp_sot.features.encode import FusedEncoder, encode, encode_stats, fused_architecture
+    from interp_sot.features.onsets import OnsetRule, OnsetTracker, onset_distances
+    from interp_sot.features.sae import load_sae
+    from interp_sot.features.stats import FeatureStats, TokenInfo
+
+_EXPORTS: dict[str, str] = {
+    "CollectConfig": "interp_sot.features.collect_config",
+    "collect": "interp_sot.features.collect",
+    "forward_to_layer": "interp_sot.features.collect",
+    "ContextStore": "interp_sot.features.contexts",
+    "TopContext": "interp_sot.features.contexts",
+    "FusedEncoder": "interp_sot.features.encode",
+    "encode": "interp_sot.features.encode",
+    "encode_stats": "interp_sot.features.encode",
+    "fused_architecture": "interp_sot.features.encode",
+    "OnsetRule": "interp_sot.features.onsets",
+    "OnsetTracker": "interp_sot.features.onsets",
+    "onset_distances": "interp_sot.features.onsets",
+    "load_sae": "interp_sot.features.sae",
+    "FeatureStats": "interp_sot.features.stats",
+    "TokenInfo": "interp_sot.features.stats",
+}
 
 __all__ = [
     "CollectConfig",
@@ -27,3 +56,28 @@ __all__ = [
     "load_sae",
     "onset_distances",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+_SHADOWED = frozenset({"collect", "encode"})
+"""Exported functions named like a submodule (``collect``, ``encode``)."""
+
+
+class _Package(types.ModuleType):
+    """Keeps ``features.collect`` / ``features.encode`` the functions: importing the submodule of the same name
+    would otherwise bind the module over the function on this package (eager imports used to rebind it)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -12,7 +12,7 @@ keeps at most ``d_sae * k`` sequences plus those seen since the last prune.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from interp_sot.io import read_safetensors, write_safetensors
+from interp_sot.protocols import Tokenizer, decode_text
 
 CONTEXTS_FILE = "contexts.safetensors"
 MARK = "<<{}>>"
@@ -44,11 +45,11 @@ class TopContext(NamedTuple):
     metadata: dict[str, Any]
     """The sequence's corpus metadata (empty dict if none)."""
 
-    def render(self, tokenizer: Any, mark: str = MARK) -> str:
+    def render(self, tokenizer: Tokenizer, mark: str = MARK) -> str:
         """Decoded window with the activating token wrapped by ``mark`` (a format string)."""
-        before = tokenizer.decode(self.tokens[: self.pos])
-        token = tokenizer.decode(self.tokens[self.pos : self.pos + 1])
-        after = tokenizer.decode(self.tokens[self.pos + 1 :])
+        before = decode_text(tokenizer, self.tokens[: self.pos])
+        token = decode_text(tokenizer, self.tokens[self.pos : self.pos + 1])
+        after = decode_text(tokenizer, self.tokens[self.pos + 1 :])
         return before + mark.format(token) + after
 
 
@@ -59,7 +60,7 @@ class ContextStore:
     store without being handed a tokenizer; ``tokenizer`` (not saved) is the live one.
     """
 
-    def __init__(self, tokenizer: Any = None, tokenizer_source: str | None = None) -> None:
+    def __init__(self, tokenizer: Tokenizer | None = None, tokenizer_source: str | None = None) -> None:
         self._tokens: dict[int, np.ndarray] = {}
         self._meta: dict[int, dict[str, Any]] = {}
         self.tokenizer = tokenizer
@@ -74,7 +75,7 @@ class ContextStore:
         return int(seq_id) in self._tokens
 
     def add(self, seq_id: int, token_ids: Sequence[int] | np.ndarray | torch.Tensor,
-            metadata: dict[str, Any] | None = None) -> None:
+            metadata: Mapping[str, object] | None = None) -> None:
         seq_id = int(seq_id)
         if seq_id < 0:
             raise ValueError(f"sequence ids must be >= 0, got {seq_id}")
@@ -125,7 +126,7 @@ class ContextStore:
                 out[s] = float(bool(value))
         return out
 
-    def _decoder(self, tokenizer: Any) -> Any:
+    def _decoder(self, tokenizer: Tokenizer | None) -> Tokenizer:
         tok = tokenizer or self.tokenizer
         if tok is None:
             if not self.tokenizer_source:
@@ -135,7 +136,7 @@ class ContextStore:
             tok = self.tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_source)
         return tok
 
-    def render(self, seq: int, pos: int, before: int = 32, after: int = 8, tokenizer: Any = None,
+    def render(self, seq: int, pos: int, before: int = 32, after: int = 8, tokenizer: Tokenizer | None = None,
                mark: str = MARK) -> str:
         """Decoded text of tokens ``[pos - before, pos + after]`` of sequence ``seq``, token ``pos`` marked."""
         if before < 0 or after < 0:
@@ -145,8 +146,8 @@ class ContextStore:
             raise IndexError(f"position {pos} outside sequence {seq} of length {len(ids)}")
         start = max(0, pos - before)
         tok = self._decoder(tokenizer)
-        return (tok.decode(ids[start:pos]) + mark.format(tok.decode(ids[pos : pos + 1]))
-                + tok.decode(ids[pos + 1 : pos + after + 1]))
+        return (decode_text(tok, ids[start:pos]) + mark.format(decode_text(tok, ids[pos : pos + 1]))
+                + decode_text(tok, ids[pos + 1 : pos + after + 1]))
 
     def prune(self, keep: Iterable[int]) -> int:
         """Drop every sequence not in ``keep``; returns how many were dropped."""

@@ -13,12 +13,18 @@ import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from interp_sot.errors import InterpSotError
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import Tokenizer
+
+CorpusItem = str | Mapping[str, object] | Sequence[int] | np.ndarray | torch.Tensor
+"""A corpus document: text, a record with a text (or token-id) field plus metadata, or token ids."""
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +79,7 @@ class Document:
         return len(self.token_ids) - self.first_counted
 
 
-def _as_ids(item: Any) -> list[int] | None:
+def _as_ids(item: object) -> list[int] | None:
     if isinstance(item, torch.Tensor):
         return [int(t) for t in item.reshape(-1).tolist()]
     if isinstance(item, np.ndarray):
@@ -85,7 +91,8 @@ def _as_ids(item: Any) -> list[int] | None:
     return None
 
 
-def _parse(item: Any, index: int, text_field: str, metadata_fields: Sequence[str]) -> tuple[str | list[int], dict]:
+def _parse(item: object, index: int, text_field: str, metadata_fields: Sequence[str]
+           ) -> tuple[str | list[int], dict[str, object]]:
     if isinstance(item, str):
         return item, {}
     if isinstance(item, Mapping):
@@ -106,8 +113,8 @@ def _parse(item: Any, index: int, text_field: str, metadata_fields: Sequence[str
 
 
 def tokenize_documents(
-    corpus: Iterable[Any],
-    tokenizer: Any,
+    corpus: Iterable[CorpusItem],
+    tokenizer: Tokenizer,
     *,
     max_length: int,
     text_field: str = "text",

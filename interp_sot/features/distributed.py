@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 import torch.distributed as dist
@@ -28,6 +28,10 @@ import torch.distributed as dist
 from interp_sot.features.collect import CollectConfig, collect
 from interp_sot.features.contexts import ContextStore
 from interp_sot.features.stats import FeatureStats
+
+if TYPE_CHECKING:
+    from interp_sot.features.corpus import CorpusItem
+    from interp_sot.protocols import CausalLM, SparseAutoencoder, Tokenizer
 
 
 def launched_by_torchrun() -> bool:
@@ -47,14 +51,23 @@ def init_from_env(backend: str | None = None) -> torch.device:
     return device
 
 
-def _payload(stats: FeatureStats) -> dict[str, Any]:
+class _Payload(TypedDict):
+    """One rank's stats, as ``all_gather_object`` sends them."""
+
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, object]
+    contexts: dict[str, torch.Tensor] | None
+    tokenizer_source: str | None
+
+
+def _payload(stats: FeatureStats) -> _Payload:
     tensors = {k: v.cpu() for k, v in stats.state_tensors().items()}
     contexts = stats.contexts.state_tensors() if stats.contexts is not None else None
     source = stats.contexts.tokenizer_source if stats.contexts is not None else None
     return {"tensors": tensors, "meta": stats.meta(), "contexts": contexts, "tokenizer_source": source}
 
 
-def _from_payload(p: dict[str, Any]) -> FeatureStats:
+def _from_payload(p: _Payload) -> FeatureStats:
     stats = FeatureStats.from_state(p["tensors"], p["meta"], "rank payload")
     if p["contexts"] is not None:
         stats.contexts = ContextStore.from_state_tensors(p["contexts"], "rank payload")
@@ -65,10 +78,13 @@ def _from_payload(p: dict[str, Any]) -> FeatureStats:
 def gather_stats(stats: FeatureStats) -> FeatureStats:
     """Merge every rank's stats in rank order; every rank gets the merged result (on CPU)."""
     world = dist.get_world_size()
-    payloads: list[Any] = [None] * world
+    payloads: list[_Payload | None] = [None] * world
     dist.all_gather_object(payloads, _payload(stats))
-    merged = _from_payload(payloads[0])
-    for p in payloads[1:]:
+    received = [p for p in payloads if p is not None]
+    if len(received) != world:
+        raise RuntimeError(f"gathered the stats of {len(received)} of {world} ranks")
+    merged = _from_payload(received[0])
+    for p in received[1:]:
         merged.merge(_from_payload(p))
     merged.info = dict(stats.info)
     if stats.contexts is not None and merged.contexts is not None:
@@ -77,11 +93,11 @@ def gather_stats(stats: FeatureStats) -> FeatureStats:
 
 
 def collect_distributed(
-    model: Any,
-    tokenizer: Any,
-    corpus: Iterable[Any],
+    model: CausalLM,
+    tokenizer: Tokenizer,
+    corpus: Iterable[CorpusItem],
     layer: int,
-    sae: Any,
+    sae: SparseAutoencoder | str | Path,
     config: CollectConfig | None = None,
     *,
     checkpoint_dir: str | Path | None = None,

@@ -33,22 +33,27 @@ warning with the totals (``encode_stats`` calls it when it made the encoder itse
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
+from interp_sot.features.collect_config import DEFAULT_CHUNK
 from interp_sot.features.stats import FeatureStats, TokenInfo, firings
 from interp_sot.features.threads import serial_cpu
+
+if TYPE_CHECKING:  # sae-lens has no type information: LensSAE names the class, mypy sees Any
+    from sae_lens import SAE as LensSAE
+
+    from interp_sot.protocols import SparseAutoencoder
 
 logger = logging.getLogger(__name__)
 
 FUSED_ARCHITECTURES = ("standard", "jumprelu", "topk")
-DEFAULT_CHUNK = 1024
-"""Tokens per GEMM on CPU: large enough for an efficient GEMM, small enough to keep the block ~128 MB at 32k."""
 
 
-def fused_architecture(sae: Any) -> str | None:
-    """The architecture name if the fused path reproduces this SAE's ``encode`` exactly, else None."""
+def fused_architecture(sae: SparseAutoencoder) -> str | None:
+    """The architecture name if the fused path reproduces this SAE's ``encode`` exactly, else None (the fused
+    path reads sae-lens internals: ``process_sae_in``, ``activation_fn``, ``threshold``, the activation hooks)."""
     from sae_lens.saes.jumprelu_sae import JumpReLUSAE
     from sae_lens.saes.standard_sae import StandardSAE
     from sae_lens.saes.topk_sae import TopKSAE
@@ -56,16 +61,27 @@ def fused_architecture(sae: Any) -> str | None:
     arch = {StandardSAE: "standard", JumpReLUSAE: "jumprelu", TopKSAE: "topk"}.get(type(sae))
     if arch is None or getattr(sae.cfg, "reshape_activations", "none") != "none":
         return None
-    for hook in (sae.hook_sae_acts_pre, sae.hook_sae_acts_post):
+    lens = _lens_sae(sae)
+    for hook in (lens.hook_sae_acts_pre, lens.hook_sae_acts_post):
         if hook._forward_hooks or hook._forward_pre_hooks:
             return None
     return arch
 
 
+def _lens_sae(sae: SparseAutoencoder) -> LensSAE:
+    """``sae`` as the sae-lens SAE it is on the fused path, whose internals that path reads."""
+    from sae_lens import SAE
+
+    if not isinstance(sae, SAE):
+        raise TypeError(f"the fused encoder needs a sae-lens SAE, got {type(sae).__name__}")
+    return sae
+
+
 class FusedEncoder:
     """Chunked SAE encoder that yields firings ``(rows, features, values)`` instead of dense blocks."""
 
-    def __init__(self, sae: Any, chunk_size: int = DEFAULT_CHUNK, compute_dtype: torch.dtype | None = None,
+    def __init__(self, sae: SparseAutoencoder, chunk_size: int = DEFAULT_CHUNK,
+                 compute_dtype: torch.dtype | None = None,
                  sync_free: bool | None = None):
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -81,6 +97,8 @@ class FusedEncoder:
         if self.arch is None:
             logger.info("SAE %s is not fused (architecture/hooks); using sae.encode per chunk", type(sae).__name__)
             return
+        self.lens = _lens_sae(sae)
+        """The same SAE, as the sae-lens class whose internals the fused path reads."""
         with torch.no_grad():
             w = sae.W_enc.detach()
             if not bool(torch.isfinite(w).all()) or not bool(torch.isfinite(sae.b_enc.detach()).all()):
@@ -89,9 +107,10 @@ class FusedEncoder:
             self.w = w if self.compute_dtype == w.dtype else w.to(self.compute_dtype)
             self.out_dtype = torch.promote_types(w.dtype, torch.float32) if compute_dtype else w.dtype
             self.b = sae.b_enc.detach().to(self.out_dtype)
-            self.gate = sae.threshold.detach().clamp_min(0).to(self.out_dtype) if self.arch == "jumprelu" else None
+            self.gate = (self.lens.threshold.detach().clamp_min(0).to(self.out_dtype) if self.arch == "jumprelu"
+                         else None)
             self.dec_norm = None
-            if self.arch == "topk" and sae.cfg.rescale_acts_by_decoder_norm:
+            if self.arch == "topk" and self.lens.cfg.rescale_acts_by_decoder_norm:
                 self.dec_norm = sae.W_dec.detach().norm(dim=-1).to(self.out_dtype)
             scale = float(self.dec_norm.max()) if self.dec_norm is not None else 1.0
             self._w_absmax = float(w.abs().max()) * scale
@@ -110,7 +129,7 @@ class FusedEncoder:
     @torch.no_grad()
     def preacts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x: [c, d_in]`` -> (``sae_in: [c, d_in]``, ``pre: [c, d_sae]``); ``pre`` is a reused buffer."""
-        sae_in = self.sae.process_sae_in(x)
+        sae_in = self.lens.process_sae_in(x)
         pre, _ = self._buffers(sae_in.shape[0], sae_in.device)
         a = sae_in if sae_in.dtype == self.compute_dtype else sae_in.to(self.compute_dtype)
         if self.compute_dtype == self.out_dtype:
@@ -128,8 +147,8 @@ class FusedEncoder:
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         """Dense activations from pre-activations, exactly as sae-lens computes them."""
         if self.arch == "jumprelu":
-            return self.sae.activation_fn(pre) * (pre > self.sae.threshold).to(pre.dtype)
-        return self.sae.activation_fn(pre)
+            return self.lens.activation_fn(pre) * (pre > self.lens.threshold).to(pre.dtype)
+        return self.lens.activation_fn(pre)
 
     def _risky_rows(self, sae_in: torch.Tensor) -> torch.Tensor | None:
         """Rows whose pre-activations could be non-finite: |pre| <= ||x||_1 max|W| + max|b| must stay finite.
@@ -168,7 +187,7 @@ class FusedEncoder:
         else:
             nonfinite = None
         if self.arch == "topk":
-            k = int(self.sae.cfg.k)
+            k = int(self.lens.cfg.k)
             vals, idx = torch.topk(pre, k=k, dim=-1, sorted=False)
             with serial_cpu(vals.device):
                 vals = vals.relu()
@@ -213,7 +232,7 @@ class FusedEncoder:
         return tokens
 
 
-def encode(sae: Any, x: torch.Tensor) -> torch.Tensor:
+def encode(sae: SparseAutoencoder, x: torch.Tensor) -> torch.Tensor:
     """``x: [..., d_in]`` -> ``[..., d_sae]``, bit-identical to ``sae.encode(x)`` (see the module docstring)."""
     if fused_architecture(sae) is None:
         return sae.encode(x)
@@ -227,7 +246,7 @@ def encode(sae: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def encode_stats(
-    sae: Any,
+    sae: SparseAutoencoder,
     x: torch.Tensor,
     tokens: TokenInfo,
     stats: FeatureStats,

@@ -27,9 +27,13 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interp_sot.io import replaced_dir
+from interp_sot.protocols import Tokenizer, decode_text
+
+if TYPE_CHECKING:
+    from interp_sot.features.stats import FeatureStats
 
 logger = logging.getLogger(__name__)
 
@@ -85,20 +89,20 @@ class NeuronpediaExport:
 
 
 # -- FeatureStats -> rows ------------------------------------------------------------------------------------
-def token_decoder(tokenizer: Any) -> Decode:
+def token_decoder(tokenizer: Tokenizer) -> Decode:
     """``decode(id)`` with a cache: a corpus of millions of context tokens has only vocabulary-many distinct ids."""
     cache: dict[int, str] = {}
 
     def decode(token_id: int) -> str:
         text = cache.get(token_id)
         if text is None:
-            text = cache[token_id] = tokenizer.decode([token_id])
+            text = cache[token_id] = decode_text(tokenizer, [token_id])
         return text
 
     return decode
 
 
-def context_tokenizer(stats: Any, tokenizer: Any = None) -> Any:
+def context_tokenizer(stats: FeatureStats, tokenizer: Tokenizer | None = None) -> Tokenizer:
     """``tokenizer``, else the live one of the stats' context store, else the one its ``tokenizer_source`` names."""
     store = stats.contexts
     if tokenizer is not None:
@@ -106,18 +110,18 @@ def context_tokenizer(stats: Any, tokenizer: Any = None) -> Any:
     if store is not None and store.tokenizer is not None:
         return store.tokenizer
     source = store.tokenizer_source if store is not None else None
-    if not source:
+    if store is None or not source:
         raise ValueError("cannot decode the contexts: the stats do not name their tokenizer; pass one (--tokenizer)")
     from transformers import AutoTokenizer
 
     try:
-        store.tokenizer = AutoTokenizer.from_pretrained(source)
+        loaded = store.tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot load the contexts' tokenizer {source!r} ({err}); pass one (--tokenizer)") from err
-    return store.tokenizer
+    return loaded
 
 
-def feature_rows(stats: Any, model_id: str, source_id: str, hook_name: str | None = None) -> list[Row]:
+def feature_rows(stats: FeatureStats, model_id: str, source_id: str, hook_name: str | None = None) -> list[Row]:
     """One Neuronpedia feature row per feature (``maxActApprox`` = max activation, ``frac_nonzero`` = firing rate)."""
     max_act = stats.max_act.tolist()
     fires = stats.fire_count.tolist()
@@ -133,7 +137,7 @@ def feature_rows(stats: Any, model_id: str, source_id: str, hook_name: str | Non
     ]
 
 
-def feature_windows(stats: Any, feature: int, decode: Decode, model_id: str, source_id: str,
+def feature_windows(stats: FeatureStats, feature: int, decode: Decode, model_id: str, source_id: str,
                     before: int = 24, after: int = 8, limit: int | None = None) -> list[Row]:
     """Activation rows for ``feature``'s top contexts (best first); see the module docstring for ``values``."""
     if stats.contexts is None:
@@ -167,7 +171,7 @@ def explanation_rows(labels: Mapping[int, str], model_id: str, source_id: str,
             for i, text in sorted(labels.items()) if text is not None and str(text)]
 
 
-def from_stats(stats: Any, model_id: str, source_id: str, *, tokenizer: Any = None,
+def from_stats(stats: FeatureStats, model_id: str, source_id: str, *, tokenizer: Tokenizer | None = None,
                labels: Mapping[int, str] | None = None, hook_name: str | None = None,
                before: int = 24, after: int = 8) -> NeuronpediaExport:
     """All three row kinds for ``stats``; activation rows need its context store and a tokenizer.
@@ -295,7 +299,7 @@ def _check_source(batch: list[Row], path: Path, origin: dict[str, tuple[str, str
 
 
 # -- rows -> FeatureStats ------------------------------------------------------------------------------------
-def to_feature_stats(export: NeuronpediaExport, n_tokens: int | None = None) -> Any:
+def to_feature_stats(export: NeuronpediaExport, n_tokens: int | None = None) -> FeatureStats:
     """FeatureStats holding what the format carries: fire counts (``frac_nonzero`` x ``n_tokens``), maxima, and
     the top-k values with their ``dataIndex``/token positions.
 
@@ -346,10 +350,14 @@ def _entry_value(row: Row) -> float:
     return float(row["values"][qualifying_index(row)])
 
 
-def export_stats(stats: Any, out: str | Path, model_id: str, source_id: str, **kwargs: Any) -> Path:
+def export_stats(stats: FeatureStats, out: str | Path, model_id: str, source_id: str, *,
+                 tokenizer: Tokenizer | None = None, labels: Mapping[int, str] | None = None,
+                 hook_name: str | None = None, before: int = 24, after: int = 8) -> Path:
     """:func:`from_stats` then :func:`write_export` (``out`` checked first, so a bad path costs nothing)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a folder")
-    return write_export(from_stats(stats, model_id, source_id, **kwargs), out)
+    export = from_stats(stats, model_id, source_id, tokenizer=tokenizer, labels=labels, hook_name=hook_name,
+                        before=before, after=after)
+    return write_export(export, out)
 

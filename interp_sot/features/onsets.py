@@ -20,9 +20,14 @@ A firing "at onset" is one whose token has distance ``< n`` (``n = 4`` by defaul
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from interp_sot.protocols import decode_text
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import Tokenizer
 
 DEFAULT_BOUNDARY_TOKENS: tuple[str, ...] = (
     "<|im_start|>",
@@ -64,8 +69,11 @@ class OnsetRule:
                 "boundary_tokens": list(self.boundary_tokens)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> OnsetRule:
-        return cls(d["sentence_end"], d["closers"], bool(d["newline"]), tuple(d["boundary_tokens"]))
+    def from_dict(cls, d: Mapping[str, object]) -> OnsetRule:
+        tokens = d["boundary_tokens"]
+        if not isinstance(tokens, (list, tuple)):
+            raise ValueError(f"onset rule: boundary_tokens must be a list of strings, got {tokens!r}")
+        return cls(str(d["sentence_end"]), str(d["closers"]), bool(d["newline"]), tuple(str(t) for t in tokens))
 
 
 class TokenFlags(NamedTuple):
@@ -131,7 +139,7 @@ def onset_distances(flags: Sequence[TokenFlags]) -> list[int]:
 class OnsetTracker:
     """Onset distances for token ids of one tokenizer, decoding each distinct id once."""
 
-    def __init__(self, tokenizer: Any, rule: OnsetRule | None = None):
+    def __init__(self, tokenizer: Tokenizer, rule: OnsetRule | None = None) -> None:
         self.tokenizer = tokenizer
         self.rule = rule or OnsetRule()
         self._cache: dict[int, TokenFlags] = {}
@@ -139,7 +147,7 @@ class OnsetTracker:
     def flags(self, token_id: int) -> TokenFlags:
         fl = self._cache.get(token_id)
         if fl is None:
-            fl = token_flags(self.tokenizer.decode([token_id]), self.rule)
+            fl = token_flags(decode_text(self.tokenizer, [token_id]), self.rule)
             self._cache[token_id] = fl
         return fl
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import SparseAutoencoder
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +25,6 @@ CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 LLAMA_SCOPE_CFG_FILE = "config.json"
 """Llama Scope (Language-Model-SAEs) folders hold ``config.json``; sae-lens's release loader reads it."""
-
-
-def _is_sae(obj: Any) -> bool:
-    from sae_lens import SAE
-
-    return isinstance(obj, SAE)
 
 
 def _check_folder(path: Path) -> dict[str, Any]:
@@ -67,7 +65,7 @@ def _check_folder(path: Path) -> dict[str, Any]:
     return cfg
 
 
-def _default_dtype(cfg: dict[str, Any], device: str | None) -> str | None:
+def _default_dtype(cfg: Mapping[str, object], device: str | None) -> str | None:
     """float32 for a half-precision SAE loaded onto the CPU; otherwise the dtype it was saved in (None)."""
     saved = str(cfg.get("dtype", "float32")).removeprefix("torch.")
     on_cpu = device is None or str(device).startswith("cpu")
@@ -78,11 +76,11 @@ def _default_dtype(cfg: dict[str, Any], device: str | None) -> str | None:
 
 
 def load_sae(
-    release_or_path: Any,
+    release_or_path: SparseAutoencoder | str | Path,
     sae_id: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
-) -> Any:
+) -> SparseAutoencoder:
     """Return an eval-mode sae-lens ``SAE``.
 
     ``release_or_path``: an SAE object (moved to ``device`` if given), a folder written by ``SAE.save_model``,
@@ -94,7 +92,7 @@ def load_sae(
     """
     from sae_lens import SAE
 
-    if _is_sae(release_or_path):
+    if isinstance(release_or_path, SAE):
         sae = release_or_path
         if device is not None or dtype is not None:
             import torch
@@ -143,14 +141,14 @@ def _missing_hub_file(release: str, sae_id: str, err: Exception) -> str:
     return f"SAE {release}/{sae_id}: {where} lacks a file the sae-lens loader needs ({type(err).__name__}: {err})"
 
 
-def sae_hook(sae: Any) -> str | None:
+def sae_hook(sae: SparseAutoencoder) -> str | None:
     """The hook the SAE was trained on (``blocks.L.hook_resid_post``), from its sae-lens config; None if unknown."""
     cfg = getattr(sae, "cfg", None)
     name = getattr(getattr(cfg, "metadata", None), "hook_name", None) or getattr(cfg, "hook_name", None)
     return name if isinstance(name, str) and name else None
 
 
-def sae_layer(sae: Any) -> int | None:
+def sae_layer(sae: SparseAutoencoder) -> int | None:
     """Decoder layer L whose output the SAE reads (``resid_post`` of L = ``resid_pre`` of L + 1); None if unknown."""
     match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(post|pre)", sae_hook(sae) or "")
     if match is None:
@@ -158,13 +156,14 @@ def sae_layer(sae: Any) -> int | None:
     return int(match.group(1)) - (1 if match.group(2) == "pre" else 0)
 
 
-def check_sae_layer(sae: Any, layer: int, *, allow_mismatch: bool = False) -> None:
+def check_sae_layer(sae: SparseAutoencoder, layer: int, *, allow_mismatch: bool = False) -> None:
     """Refuse an SAE trained on another layer's residual stream than ``layer`` (unless ``allow_mismatch``)."""
     trained = sae_layer(sae)
     if trained is None or trained == layer:
         return
     if allow_mismatch:
-        logger.warning("the SAE was trained on %s but layer %d was asked for (allowed explicitly)", sae_hook(sae), layer)
+        logger.warning("the SAE was trained on %s but layer %d was asked for (allowed explicitly)", sae_hook(sae),
+                       layer)
         return
     raise ValueError(f"the SAE was trained on {sae_hook(sae)} (the output of layer {trained}) but layer {layer} was "
                      f"asked for; use --layer {trained}, or --allow-layer-mismatch to use it on layer {layer} anyway")

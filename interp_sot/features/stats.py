@@ -15,9 +15,10 @@ from one pass in the last bits of the float64 (relative ~1e-16).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from interp_sot.features.threads import serial_cpu
 from interp_sot.features.topk import EMPTY, StreamingTopK, block_topk
 from interp_sot.io import atomic_write_json, read_safetensors, write_safetensors
 from interp_sot.kernels.dense_block import block_stats_fn
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT_VERSION = 1
 STATS_FILE = "stats.safetensors"
@@ -94,7 +98,7 @@ class FeatureStats:
         first_n: int = 4,
         onset_n: int = 4,
         device: torch.device | str = "cpu",
-        info: dict[str, Any] | None = None,
+        info: Mapping[str, object] | None = None,
         topk_buffer: int | None = None,
     ):
         if first_n < 0 or onset_n < 0:
@@ -286,12 +290,22 @@ class FeatureStats:
         return out
 
     @classmethod
-    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "state",
+    def from_state(cls, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, object], source: str = "state",
                    device: torch.device | str = "cpu") -> FeatureStats:
+        """Stats from :meth:`state_tensors` and :meth:`meta` (as saved: ``meta`` is checked field by field)."""
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{source}: unsupported stats format version {meta.get('format_version')}")
-        stats = cls(meta["d_sae"], meta["top_k"], meta["first_n"], meta["onset_n"], device, meta.get("info"))
-        stats.n_tokens = int(meta["n_tokens"])
+        sizes = {}
+        for key in ("d_sae", "top_k", "first_n", "onset_n", "n_tokens"):
+            value = meta.get(key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{source}: the stats metadata's {key!r} is {value!r}, not an integer")
+            sizes[key] = value
+        info = meta.get("info")
+        if info is not None and not isinstance(info, Mapping):
+            raise ValueError(f"{source}: the stats metadata's 'info' is {type(info).__name__}, not an object")
+        stats = cls(sizes["d_sae"], sizes["top_k"], sizes["first_n"], sizes["onset_n"], device, info)
+        stats.n_tokens = sizes["n_tokens"]
         missing = [k for k in (*_COUNTERS, *_SUMS, "topk_values", "topk_seq", "topk_pos", "topk_onset")
                    if k not in tensors]
         if missing:
@@ -328,7 +342,7 @@ class FeatureStats:
         return stats
 
     # -- tables --------------------------------------------------------------------------------------
-    def to_frame(self) -> Any:
+    def to_frame(self) -> pd.DataFrame:
         """One row per feature (pandas DataFrame); shares are over firings, NaN where it never fired."""
         import numpy as np
         import pandas as pd

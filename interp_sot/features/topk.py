@@ -15,6 +15,7 @@ plus the buffer, whatever the corpus size.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 import torch
 
@@ -223,7 +224,7 @@ class StreamingTopK:
         self.compact()
         return {"topk_values": self._values, "topk_seq": self._seq, "topk_pos": self._pos, "topk_onset": self._onset}
 
-    def load_tables(self, tables: dict[str, torch.Tensor]) -> None:
+    def load_tables(self, tables: Mapping[str, torch.Tensor]) -> None:
         """Restore from :meth:`tables` output (shapes are checked)."""
         for name, attr in (("topk_values", "_values"), ("topk_seq", "_seq"), ("topk_pos", "_pos"),
                            ("topk_onset", "_onset")):

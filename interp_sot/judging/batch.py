@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from interp_sot.errors import InterpSotError
 from interp_sot.io import atomic_path
 from interp_sot.judging.base import Message, current_reply_budget
 from interp_sot.judging.cache import CachedJudge
@@ -98,7 +99,7 @@ class BatchFileSummary:
 
 
 def write_batch_file(
-    requests: Mapping[str, Mapping[str, Any]],
+    requests: Mapping[str, Mapping[str, object]],
     path: str | Path,
     count_tokens: Callable[[str], int] = estimate_tokens,
 ) -> BatchFileSummary:
@@ -110,8 +111,14 @@ def write_batch_file(
     for key, body in requests.items():
         lines.append(json.dumps({"custom_id": key, "method": "POST", "url": BATCH_ENDPOINT, "body": body},
                                 ensure_ascii=False, separators=(",", ":")))
-        prompt_tokens += sum(count_tokens(str(m.get("content", ""))) for m in body.get("messages", []))
-        reply_tokens += int(body.get("max_tokens") or 0)
+        messages = body.get("messages", [])
+        if not isinstance(messages, list):
+            raise InterpSotError(f"request {key}: its body's messages are not a list")
+        prompt_tokens += sum(count_tokens(str(m.get("content", ""))) for m in messages)
+        max_tokens = body.get("max_tokens")
+        if max_tokens is not None and not isinstance(max_tokens, int):
+            raise InterpSotError(f"request {key}: its body's max_tokens is not an integer: {max_tokens!r}")
+        reply_tokens += max_tokens or 0
     if lines:
         with atomic_path(path) as tmp:
             tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -127,7 +134,7 @@ def read_batch_ids(path: str | Path) -> list[str]:
             try:
                 ids.append(str(json.loads(line)["custom_id"]))
             except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(f"{path}: line {lineno} is not a batch request line ({err})") from err
+                raise InterpSotError(f"{path}: line {lineno} is not a batch request line ({err})") from err
     return ids
 
 
@@ -151,7 +158,7 @@ class BatchImport:
                 f"{len(self.missing)} missing, {len(self.bad_lines)} unreadable lines")
 
 
-def _reply_of(record: Mapping[str, Any]) -> tuple[str | None, str]:
+def _reply_of(record: Mapping[str, object]) -> tuple[str | None, str]:
     """``(reply text, "")`` or ``(None, why not)`` for one results line."""
     if record.get("error"):
         return None, f"error: {json.dumps(record['error'])[:300]}"

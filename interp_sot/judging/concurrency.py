@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from interp_sot.judging.base import Judge
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +21,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def judge_concurrency(judge: Any) -> int:
+def judge_concurrency(judge: Judge) -> int:
     """How many requests ``judge`` wants in flight (its ``max_concurrency`` attribute, else 1)."""
     n = getattr(judge, "max_concurrency", 1)
     return max(1, int(n))

@@ -25,12 +25,16 @@ import random
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from interp_sot.errors import InterpSotError
 from interp_sot.judging.base import Message, current_reply_budget
 from interp_sot.judging.concurrency import map_bounded
+
+if TYPE_CHECKING:
+    from openai import APIStatusError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ class JudgeTransportError(RuntimeError):
     """The server could not be reached or kept failing after all retries."""
 
 
-class JudgeRequestError(ValueError):
+class JudgeRequestError(InterpSotError):
     """The server rejected the request (bad key, unknown model, bad parameters); retrying will not help."""
 
 
@@ -80,23 +84,24 @@ class OpenAIConfig:
     stream: bool = True
     """Stream replies (progress-aware timeouts); False for servers that cannot stream."""
     extra_body: dict[str, Any] = field(default_factory=dict)
-    """Extra JSON fields merged into each request (e.g. ``{"seed": 0}``)."""
+    """Extra JSON fields merged into each request as they are, including fields the ``openai`` SDK does not know
+    (e.g. ``{"seed": 0}``, or ``transformers serve``'s ``{"generation_config": "<JSON>"}``)."""
     name: str | None = None
     """Judge name used in cache keys; default ``openai:<model>`` (the URL is not part of it)."""
 
     def __post_init__(self) -> None:
         if not self.model:
-            raise ValueError("OpenAIConfig.model must be a non-empty model name")
+            raise InterpSotError("OpenAIConfig.model must be a non-empty model name")
         parsed = urllib.parse.urlparse(self.base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"OpenAIConfig.base_url must be an http(s) URL with a host, got {self.base_url!r}")
+            raise InterpSotError(f"OpenAIConfig.base_url must be an http(s) URL with a host, got {self.base_url!r}")
         for attr in ("timeout_s", "backoff_s", "backoff_max_s", "retry_after_max_s"):
             if getattr(self, attr) <= 0:
-                raise ValueError(f"OpenAIConfig.{attr} must be > 0, got {getattr(self, attr)}")
+                raise InterpSotError(f"OpenAIConfig.{attr} must be > 0, got {getattr(self, attr)}")
         if self.max_retries < 0 or (self.max_concurrency is not None and self.max_concurrency < 1):
-            raise ValueError("OpenAIConfig needs max_retries >= 0 and max_concurrency >= 1")
+            raise InterpSotError("OpenAIConfig needs max_retries >= 0 and max_concurrency >= 1")
         if self.max_tokens is not None and self.max_tokens < 1:
-            raise ValueError(f"OpenAIConfig.max_tokens must be >= 1 or None, got {self.max_tokens}")
+            raise InterpSotError(f"OpenAIConfig.max_tokens must be >= 1 or None, got {self.max_tokens}")
 
     @property
     def api_root(self) -> str:
@@ -185,7 +190,7 @@ class OpenAIJudge:
         key = os.environ.get(config.api_key_env, "").strip()
         loopback = is_loopback(config.base_url)
         if not key and not loopback:
-            raise ValueError(
+            raise InterpSotError(
                 f"no API key: set the environment variable {config.api_key_env} for {config.url} "
                 "(only servers on loopback may run without one)"
             )
@@ -264,13 +269,25 @@ class OpenAIJudge:
         if wait > 0:
             self._sleep(wait)
 
-    def _call(self, body: dict[str, Any]) -> str:
+    def _sdk_arguments(self, body: dict[str, object]) -> dict[str, object]:
+        """``body`` as keywords of the SDK's ``create``: the config's ``extra_body`` fields travel as the SDK's
+        ``extra_body`` (merged into the JSON as they are), since ``create`` rejects keywords it does not know
+        (e.g. ``transformers serve``'s ``generation_config``)."""
+        extra = self.config.extra_body
+        if not extra:
+            return body
+        kwargs = {k: v for k, v in body.items() if k not in extra}
+        kwargs["extra_body"] = dict(extra)
+        return kwargs
+
+    def _call(self, body: dict[str, object]) -> str:
         openai = self._openai
+        kwargs = self._sdk_arguments(body)
         try:
             if self.config.stream:
-                text, finish, usage = self._streamed(body)
+                text, finish, usage = self._streamed(kwargs)
             else:
-                text, finish, usage = self._whole(body)
+                text, finish, usage = self._whole(kwargs)
         except openai.APITimeoutError as err:
             raise _Retryable(f"no progress for {self.config.timeout_s:g}s") from err
         except openai.APIConnectionError as err:
@@ -289,7 +306,7 @@ class OpenAIJudge:
             logger.warning("%s: reply cut at max_tokens=%s", self.config.url, body.get("max_tokens"))
         return text
 
-    def _streamed(self, body: dict[str, Any]) -> tuple[str, str | None, Any]:
+    def _streamed(self, body: Mapping[str, object]) -> tuple[str, str | None, Any]:
         parts: list[str] = []
         finish: str | None = None
         usage: Any = None
@@ -305,7 +322,7 @@ class OpenAIJudge:
             raise _Retryable(f"the stream ended before the reply finished ({len(parts)} pieces received)")
         return "".join(parts), finish, usage
 
-    def _whole(self, body: dict[str, Any]) -> tuple[str, str | None, Any]:
+    def _whole(self, body: Mapping[str, object]) -> tuple[str, str | None, Any]:
         resp = self.client.chat.completions.create(**body)
         if not isinstance(resp, self._openai.types.chat.ChatCompletion) or not resp.choices:
             raise _Retryable(f"response lacks choices[0].message: {str(resp)[:200]}")
@@ -318,7 +335,7 @@ class OpenAIJudge:
             )
         return content, choice.finish_reason, resp.usage
 
-    def _raise_for_status(self, err: Any) -> NoReturn:
+    def _raise_for_status(self, err: APIStatusError) -> NoReturn:
         status = int(err.status_code)
         detail = str(getattr(err, "message", "") or err)[:500]
         if status in RETRYABLE_STATUS:

@@ -60,11 +60,11 @@ class KeyedStore:
         with self._lock:
             return self._values.get(key)
 
-    def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
+    def put_many(self, items: Iterable[tuple[str, object]]) -> None:
         """Store ``(key, value)`` pairs in one fsynced append (a later value for a key wins)."""
-        records = [{"key": k, **self.scope, "value": v} for k, v in items]
+        pairs = list(items)
+        records = [{"key": k, **self.scope, "value": v} for k, v in pairs]
         with self._lock:
             if self.path is not None:
                 append_jsonl(self.path, records)
-            for rec in records:
-                self._values[rec["key"]] = rec["value"]
+            self._values.update(pairs)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from interp_sot.errors import InterpSotError
 from interp_sot.judging.base import Judge, Message, reply_budget
 from interp_sot.judging.concurrency import judge_concurrency, map_bounded
 
@@ -25,7 +26,7 @@ _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 
-class JudgeOutputError(ValueError):
+class JudgeOutputError(InterpSotError):
     """The judge kept answering with text that holds no valid JSON for the task."""
 
 
@@ -33,9 +34,9 @@ class _DuplicateKey(ValueError):
     pass
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """A reply with a key twice is ambiguous (which score counts?), so it is rejected, not resolved silently."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for key, value in pairs:
         if key in out:
             raise _DuplicateKey(f"duplicate key {key!r}")
@@ -104,7 +105,7 @@ def json_candidates(text: str) -> list[Any]:
     return found
 
 
-def parse_json_reply(reply: str, validate: Callable[[Any], T]) -> T:
+def parse_json_reply(reply: str, validate: Callable[[object], T]) -> T:
     """The first candidate in ``reply`` that ``validate`` accepts; ``ValueError`` explaining why none did."""
     candidates = json_candidates(reply)
     if not candidates:
@@ -121,7 +122,7 @@ def parse_json_reply(reply: str, validate: Callable[[Any], T]) -> T:
 def ask_json(
     judge: Judge,
     messages: Sequence[Message],
-    validate: Callable[[Any], T],
+    validate: Callable[[object], T],
     retries: int = 2,
     max_tokens: int | None = None,
 ) -> T:
@@ -166,7 +167,7 @@ def ask_json(
 def ask_json_many(
     judge: Judge,
     batch: Sequence[Sequence[Message]],
-    validate: Callable[[Any], T],
+    validate: Callable[[object], T],
     retries: int = 2,
     max_workers: int | None = None,
     on_result: Callable[[int, T], None] | None = None,

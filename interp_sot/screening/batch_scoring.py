@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -53,7 +53,7 @@ def score_in_batches(
     judge: Judge,
     store: ScoreStore,
     make_messages: Callable[[list[str]], list[Message]],
-    parse: Callable[[Any, int], list[V]],
+    parse: Callable[[object, int], list[V]],
     batch_size: int = 10,
     retries: int = 2,
     on_invalid: Literal["raise", "skip"] = "skip",

@@ -10,7 +10,7 @@ tie), else ``"other"``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from interp_sot.screening.batch_scoring import score_in_batches
 from interp_sot.screening.score_store import ScoreStore
 
 
-def parse_category_items(obj: Any, n: int) -> list[list[float]]:
+def parse_category_items(obj: object, n: int) -> list[list[float]]:
     """Validate ``{"items": [{"personality": p, "expertise": e}, ...]}`` with ``n`` items, scores in [0, 100]."""
     items = obj.get("items") if isinstance(obj, dict) else obj
     if not isinstance(items, list) or len(items) != n:

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -29,41 +28,16 @@ from interp_sot.judging.prompts.conversational import CONVERSATIONAL_SCORE, form
 from interp_sot.judging.prompts.template import PromptTemplate
 from interp_sot.screening.batch_scoring import score_in_batches
 from interp_sot.screening.score_store import ScoreStore
+from interp_sot.screening.settings import RatioConfig
+
+if TYPE_CHECKING:
+    from interp_sot.features.stats import FeatureStats
 
 logger = logging.getLogger(__name__)
 
 Renderer = Callable[[int, int], str]
 """``render(seq, pos) -> text`` of the context window around token ``pos`` of sequence ``seq``, that token marked
 ``<<like this>>`` (see ``judging.prompts.conversational.MARK_OPEN``)."""
-
-
-@dataclass
-class RatioConfig:
-    """How contexts are chosen and judged."""
-
-    k: int = 50
-    """Top contexts per feature that enter the ratio (the paper: ~50); fewer if the stats hold fewer."""
-    score_threshold: float = 50.0
-    """A context counts as conversational when its 0-100 judge score is >= this (the paper: 50)."""
-    batch_size: int = 10
-    """Contexts per judge call. 1 = one call per context; larger amortises the instructions over more contexts."""
-    retries: int = 2
-    """Corrective re-asks per batch when the reply is not the requested JSON."""
-    on_invalid: Literal["raise", "skip"] = "skip"
-    """A batch that never yields valid JSON: abort, or leave its contexts unjudged (counted; a rerun retries)."""
-    confidence: float = 0.95
-    """Level of each ratio's Wilson interval over its judged contexts (``ratio_lo`` / ``ratio_hi``); the ranking
-    uses its lower bound."""
-
-    def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"RatioConfig.k must be >= 1, got {self.k}")
-        if not 0 <= self.score_threshold <= 100:
-            raise ValueError(f"RatioConfig.score_threshold must be in [0, 100], got {self.score_threshold}")
-        if self.batch_size < 1 or self.retries < 0:
-            raise ValueError("RatioConfig needs batch_size >= 1 and retries >= 0")
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"RatioConfig.confidence must be in (0, 1), got {self.confidence}")
 
 
 class ConversationRatio(NamedTuple):
@@ -81,13 +55,14 @@ class ConversationRatio(NamedTuple):
     """Distinct contexts left unjudged because their batch gave no valid reply."""
 
 
-def as_numpy(x: Any) -> np.ndarray:
+def as_numpy(x: object) -> np.ndarray:
     """A CPU numpy view of a tensor or array."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":
-            x = x.float()
-        return x.numpy()
+    detach = getattr(x, "detach", None)
+    if callable(detach):  # a torch tensor (torch is not imported for this)
+        t = detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return np.asarray(t.numpy())
     return np.asarray(x)
 
 
@@ -121,15 +96,15 @@ def resolve_features(d_sae: int, features: Sequence[int] | np.ndarray | None) ->
     return ids
 
 
-def top_contexts(stats: Any, features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def top_contexts(stats: FeatureStats, features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(seq, pos, valid)``, each ``[len(features), min(k, stored k)]``, of the stored top contexts."""
     try:
-        values, seq, pos = stats.topk_values, stats.topk_seq, stats.topk_pos
+        values, seq, pos = as_numpy(stats.topk_values), as_numpy(stats.topk_seq), as_numpy(stats.topk_pos)
     except AttributeError as err:
         raise ValueError("these stats hold no top-k contexts (topk_values/topk_seq/topk_pos missing)") from err
-    values, seq, pos = as_numpy(values), as_numpy(seq), as_numpy(pos)
     if values.ndim != 2 or values.shape[1] == 0:
-        raise ValueError(f"these stats hold no top-k contexts (topk_values has shape {values.shape}); collect with k > 0")
+        raise ValueError(f"these stats hold no top-k contexts (topk_values has shape {values.shape}); "
+                         "collect with k > 0")
     if seq.shape != values.shape or pos.shape != values.shape:
         raise ValueError(f"top-k arrays disagree in shape: {values.shape}, {seq.shape}, {pos.shape}")
     kk = min(k, values.shape[1])
@@ -138,12 +113,12 @@ def top_contexts(stats: Any, features: np.ndarray, k: int) -> tuple[np.ndarray, 
     return s, p, valid
 
 
-def _d_sae(stats: Any) -> int:
+def _d_sae(stats: FeatureStats) -> int:
     return int(as_numpy(stats.topk_values).shape[0]) if hasattr(stats, "topk_values") else len(stats.fire_count)
 
 
 def ratio_from_labels(
-    stats: Any, doc_labels: Sequence[bool] | np.ndarray, features: Sequence[int] | None = None, k: int = 50
+    stats: FeatureStats, doc_labels: Sequence[bool] | np.ndarray, features: Sequence[int] | None = None, k: int = 50
 ) -> ConversationRatio:
     """Judge-free ratio: share of each feature's top-``k`` contexts whose sequence is labelled conversational.
 
@@ -153,7 +128,8 @@ def ratio_from_labels(
     seq, _, valid = top_contexts(stats, ids, k)
     labels = np.asarray(doc_labels, dtype=np.float64).reshape(-1)
     if valid.any() and seq[valid].max() >= labels.size:
-        raise ValueError(f"top-k contexts refer to sequence {int(seq[valid].max())} but only {labels.size} labels given")
+        raise ValueError(f"top-k contexts refer to sequence {int(seq[valid].max())} but only {labels.size} labels "
+                         "given")
     lab = np.where(valid, labels[np.where(valid, seq, 0)], np.nan)
     known = ~np.isnan(lab)
     n = known.sum(axis=1)
@@ -163,7 +139,7 @@ def ratio_from_labels(
     return ConversationRatio(features=ids, ratio=ratio, n_contexts=n.astype(np.int64))
 
 
-def parse_scores(obj: Any, n: int) -> list[float]:
+def parse_scores(obj: object, n: int) -> list[float]:
     """Validate a reply ``{"scores": [...]}`` (or a bare list) of ``n`` numbers in [0, 100]."""
     scores = obj.get("scores") if isinstance(obj, dict) else obj
     if not isinstance(scores, list):
@@ -185,7 +161,7 @@ def conversational_messages(texts: list[str], template: PromptTemplate = CONVERS
 
 
 def ratio_from_judge(
-    stats: Any,
+    stats: FeatureStats,
     render: Renderer,
     judge: Judge,
     store_path: str | Path | None = None,

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from interp_sot.screening.conversation_ratio import Renderer, as_numpy, resolve_features, top_contexts
 from interp_sot.screening.score_store import ScoreStore
+
+if TYPE_CHECKING:
+    from interp_sot.features.stats import FeatureStats
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def agreement(calls: Sequence[bool] | np.ndarray, labels: Sequence[bool] | np.nd
 
 
 def judge_agreement(
-    stats: Any,
+    stats: FeatureStats,
     render: Renderer,
     doc_labels: Sequence[bool] | np.ndarray,
     store: ScoreStore,

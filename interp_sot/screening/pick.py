@@ -14,13 +14,16 @@ prefers features that fire in more sources, i.e. conversation rather than one te
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from interp_sot.screening.conversation_ratio import top_contexts
 from interp_sot.screening.screen import rank_order
+
+if TYPE_CHECKING:
+    from interp_sot.features.stats import FeatureStats
 
 
 class Pick(NamedTuple):
@@ -44,9 +47,11 @@ class Pick(NamedTuple):
     """Upper bound of that interval."""
 
 
-def source_counts(stats: Any, field: str = "source", k: int = 50) -> np.ndarray:
+def source_counts(stats: FeatureStats, field: str = "source", k: int = 50) -> np.ndarray:
     """``[d_sae]``: distinct values of document metadata ``field`` among each feature's valid top-k contexts."""
     contexts = stats.contexts
+    if contexts is None:
+        raise KeyError(f"the stats hold no context store, so no top context has metadata field {field!r}")
     d_sae = int(np.asarray(stats.fire_count).reshape(-1).shape[0])
     seq, _pos, valid = top_contexts(stats, np.arange(d_sae), k)
     names = {int(s): contexts.metadata(int(s)).get(field) for s in np.unique(seq[valid])}
@@ -80,7 +85,8 @@ def pick_order(table: pd.DataFrame, min_contexts: int = 20, position_column: str
     return pd.concat([rank_order(g, position_column) for g in groups])
 
 
-def ranked_candidates(table: pd.DataFrame, min_contexts: int = 20, position_column: str = "onset_share") -> pd.DataFrame:
+def ranked_candidates(table: pd.DataFrame, min_contexts: int = 20, position_column: str = "onset_share"
+                      ) -> pd.DataFrame:
     """Features passing the filter with at least ``min_contexts`` judged contexts, best first: the head of
     :func:`pick_order` (ranked by :func:`~interp_sot.screening.screen.rank_order`, as the table's ``rank``)."""
     order = pick_order(table, min_contexts, position_column)

@@ -38,6 +38,6 @@ class ScoreStore:
     def get(self, text: str) -> Any | None:
         return self._store.get(text_hash(text))
 
-    def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
+    def put_many(self, items: Iterable[tuple[str, object]]) -> None:
         """Store ``(text, value)`` pairs; written in one fsynced append."""
         self._store.put_many((text_hash(t), v) for t, v in items)

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from interp_sot.features.stats import feature_columns, topk_onset_share
+from interp_sot.features.stats import FeatureStats, feature_columns, topk_onset_share
 from interp_sot.io import write_frame
 from interp_sot.judging.base import Judge
 from interp_sot.judging.prompts.conversational import CONVERSATIONAL_SCORE
@@ -41,46 +39,14 @@ from interp_sot.screening.conversation_ratio import (
     ratio_interval,
     top_contexts,
 )
+from interp_sot.screening.settings import FilterConfig
 
 logger = logging.getLogger(__name__)
 
 SCORES_FILE = "conversation_scores.jsonl"
 """Every judged context of a screen's ``work_dir`` (resumable; scoped to the judge and prompt)."""
 
-POSITION_COLUMNS = {
-    "onset": "onset_share",
-    "first_n": "first_n_share",
-    "topk_onset": "topk_onset_share",
-}
-"""Filter criterion name -> the table column it reads."""
-
-
-@dataclass
-class FilterConfig:
-    """The two-criterion filter (strict inequalities, as the paper states them)."""
-
-    ratio_threshold: float = 0.5
-    """Keep features with conversation ratio > this (the paper: 50%)."""
-    position_criterion: Literal["onset", "first_n", "topk_onset"] = "onset"
-    """Which "activation in the first four tokens" definition the second criterion uses (see module doc)."""
-    position_threshold: float = 0.5
-    """Keep features whose chosen position share is > this (the paper: 50%)."""
-
-    def __post_init__(self) -> None:
-        if self.position_criterion not in POSITION_COLUMNS:
-            raise ValueError(
-                f"FilterConfig.position_criterion must be one of {sorted(POSITION_COLUMNS)}, got {self.position_criterion!r}"
-            )
-        for name in ("ratio_threshold", "position_threshold"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"FilterConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-
-    @property
-    def position_column(self) -> str:
-        return POSITION_COLUMNS[self.position_criterion]
-
-
-def _vector(stats: Any, name: str, d_sae: int) -> np.ndarray | None:
+def _vector(stats: FeatureStats, name: str, d_sae: int) -> np.ndarray | None:
     value = getattr(stats, name, None)
     if value is None:
         return None
@@ -91,7 +57,7 @@ def _vector(stats: Any, name: str, d_sae: int) -> np.ndarray | None:
 
 
 def feature_table(
-    stats: Any,
+    stats: FeatureStats,
     ratio: ConversationRatio | None = None,
     labels: Mapping[int, str] | pd.Series | None = None,
     confidence: float = RatioConfig.confidence,
@@ -141,7 +107,7 @@ def feature_table(
     return table
 
 
-def _topk_share(stats: Any, d_sae: int, name: str, n: int) -> np.ndarray:
+def _topk_share(stats: FeatureStats, d_sae: int, name: str, n: int) -> np.ndarray:
     """Share of each feature's filled top-k slots whose ``stats.<name>`` (onset distance) is in ``[0, n)``."""
     if getattr(stats, "topk_values", None) is None or getattr(stats, name, None) is None:
         return np.full(d_sae, np.nan)
@@ -197,7 +163,7 @@ def apply_filter(table: pd.DataFrame, config: FilterConfig | None = None) -> pd.
 
 
 def screen(
-    stats: Any,
+    stats: FeatureStats,
     *,
     judge: Judge | None = None,
     render: Renderer | None = None,

@@ -9,17 +9,22 @@ tokenizer pass over the prompts. The CLI runs it right after reading the model's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from interp_sot.errors import InterpSotError, shorten
 from interp_sot.tasks.countdown.problems import CountdownProblem
 from interp_sot.tasks.countdown.prompts import PromptSpec, PromptStyle, adds_special_tokens, build_prompt
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+    from interp_sot.protocols import CausalLM, Tokenizer
+
 CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 """Config attributes that hold a model's context length, in the order they are looked up."""
 
 
-def context_length(model_or_config: Any) -> int | None:
+def context_length(model_or_config: CausalLM | PretrainedConfig) -> int | None:
     """The context length (tokens) of a model or its config (``text_config`` of a multimodal one); None if unknown."""
     config = getattr(model_or_config, "config", model_or_config)
     config = getattr(config, "text_config", None) or config
@@ -30,14 +35,15 @@ def context_length(model_or_config: Any) -> int | None:
     return None
 
 
-def prompt_lengths(problems: Sequence[CountdownProblem], style: PromptStyle | PromptSpec, tokenizer: Any) -> list[int]:
+def prompt_lengths(problems: Sequence[CountdownProblem], style: PromptStyle | PromptSpec, tokenizer: Tokenizer
+                   ) -> list[int]:
     """Each problem's prompt length in tokens, tokenized exactly as the sweep tokenizes it."""
     special = adds_special_tokens(style)
     return [len(tokenizer(build_prompt(p, style, tokenizer), add_special_tokens=special)["input_ids"])
             for p in problems]
 
 
-def check_prompts_fit(problems: Sequence[CountdownProblem], style: PromptStyle | PromptSpec, tokenizer: Any,
+def check_prompts_fit(problems: Sequence[CountdownProblem], style: PromptStyle | PromptSpec, tokenizer: Tokenizer,
                       context: int | None, new_tokens: int = 1) -> int:
     """The longest prompt in tokens; :class:`InterpSotError` naming the first problem (id and token count) whose
     prompt leaves no room for ``new_tokens`` generated tokens in a context of ``context`` tokens (None: unknown,
@@ -55,7 +61,7 @@ def check_prompts_fit(problems: Sequence[CountdownProblem], style: PromptStyle |
     return max(lengths, default=0)
 
 
-def check_texts_fit(texts: Sequence[str], tokenizer: Any, context: int | None, new_tokens: int,
+def check_texts_fit(texts: Sequence[str], tokenizer: Tokenizer, context: int | None, new_tokens: int,
                     add_special_tokens: bool) -> int:
     """For plain prompt strings (the dose pre-sweep, which drops the prompts that do not fit, with a warning):
     :class:`InterpSotError` when none of ``texts`` leaves room for ``new_tokens`` in ``context``. Returns the

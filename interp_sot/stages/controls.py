@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,6 +24,7 @@ from interp_sot.io import atomic_write_json
 from interp_sot.screening.controls import control_strength, sample_controls
 from interp_sot.screening.groups import CONTROL_GROUPS
 from interp_sot.stages.bounds import check_prompts_fit, context_length
+from interp_sot.stages.controls_config import ControlsConfig
 from interp_sot.stages.identity import object_inputs
 from interp_sot.stages.rundir import begin_stage
 from interp_sot.stages.steer import (
@@ -36,16 +36,51 @@ from interp_sot.stages.steer import (
     save_problems,
     steering_identity,
 )
+from interp_sot.stages.strengths import run_prompts, sae_directions
+from interp_sot.steering.strength_units import StrengthUnits
 from interp_sot.tasks.countdown.problems import CountdownProblem
+
+if TYPE_CHECKING:
+    import torch
+
+    from interp_sot.features.stats import FeatureStats
+    from interp_sot.protocols import CausalLM, Judge, SparseAutoencoder, Tokenizer
 
 STAGE = "controls"
 CONTROLS_FILE = "controls.jsonl"
-ControlMode = Literal["max_act", "matched"]
 
 
-def matched_norms(scale: Any, strengths: Sequence[float]) -> tuple[float, ...]:
-    """The picked feature's signed added-vector norms at its non-zero ``strengths`` (``StrengthScale``)."""
-    return tuple(math.copysign(scale.added_norm(s), s) for s in strengths if s != 0)
+def matched_norms(record: Mapping[str, Any]) -> tuple[float, ...]:
+    """The picked feature's signed added-vector norms at its non-zero strengths, ascending, from its run's units
+    record (``strength_units.json``, ``stages.strengths.read_units``): what ``matched`` controls steer at."""
+    rows = record.get("rows", [])
+    if len({r["feature"] for r in rows}) != 1:
+        raise ValueError("the units record steers several features (or none); match one feature's run")
+    return tuple(sorted({math.copysign(r["added_norm"], r["strength"]) for r in rows if r["strength"] != 0}))
+
+
+def control_units(config: ControlsConfig) -> StrengthUnits:
+    """The units control strengths are in: unit-norm directions for ``matched`` (strength = added norm), SAE units
+    for ``max_act`` (strength = factor x max activation)."""
+    return "unit" if config.mode == "matched" else "sae"
+
+
+def steer_controls(model: CausalLM, tokenizer: Tokenizer, sae: SparseAutoencoder | torch.Tensor,
+                   controls: Sequence[ControlFeature], problems: Sequence[CountdownProblem], sweep: SweepConfig,
+                   config: ControlsConfig, out: str | Path, *, units: StrengthUnits | None = None,
+                   residual: float | None = None, stats: FeatureStats | None = None,
+                   **options: Any) -> SweepResult:
+    """The ``controls`` stage for SAE control features: builds their directions in ``units`` (default
+    :func:`control_units`) and the units record of each feature's strengths, then runs :func:`controls_stage`
+    (``options``: its keywords). ``residual``: as in ``stages.steer.steer_features``."""
+    per_feature: dict[int, list[float]] = {}
+    for c in controls:
+        per_feature.setdefault(int(c.feature), []).append(c.strength)
+    prompts = run_prompts(problems, sweep.prompt_spec, tokenizer) if residual is None else ()
+    built = sae_directions(sae, list(per_feature), units or control_units(config), per_feature, residual=residual,
+                           model=model, tokenizer=tokenizer, prompts=prompts, layer=sweep.layer, stats=stats)
+    return controls_stage(model, tokenizer, controls, problems, built.directions, sweep, config, out,
+                          strength_units=built.record, **options)
 
 
 def check_unit_norm(directions: Mapping[FeatureId, Any]) -> None:
@@ -55,49 +90,6 @@ def check_unit_norm(directions: Mapping[FeatureId, Any]) -> None:
     bad = [f for f, d in directions.items() if abs(float(torch.as_tensor(d).float().norm()) - 1.0) > 1e-3]
     if bad:
         raise ValueError(f"matched-norm controls need unit-norm directions ('unit' units); features {bad[:5]} are not")
-
-
-@dataclass(frozen=True)
-class ControlsConfig:
-    """Which control features are drawn and how each is run (the paper: 300 + 300, 2 x max act, 16 problems)."""
-
-    n_controls: int = 300
-    """Features per group."""
-    seed: int = 0
-    """Seed of the feature draw and of each feature's problem draw."""
-    strength_factor: float = 2.0
-    """Strength = factor x the feature's max activation on the screening corpus (SAE units)."""
-    exclude: tuple[int, ...] = ()
-    """Features never drawn (the steered feature)."""
-    problems_per_feature: int = 16
-    """Problems each control feature is steered on."""
-    position_column: str = "onset_share"
-    """The sentence-onset share that defines the conversational pool."""
-    position_threshold: float = 0.5
-    """Conversational pool: onset share above this."""
-    mode: ControlMode = "max_act"
-    """``max_act``: each control at ``strength_factor`` x its max activation (the paper); ``matched``: each control
-    at every one of ``matched_norms``, with unit-norm directions, so that the picked feature and its controls add
-    vectors of the same length at each strength (``stages.strengths``)."""
-    matched_norms: tuple[float, ...] = ()
-    """``matched`` mode: the picked feature's signed added-vector norms, one per non-zero sweep strength."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "exclude", tuple(int(f) for f in self.exclude))
-        object.__setattr__(self, "matched_norms", tuple(float(x) for x in self.matched_norms))
-        if self.n_controls < 1 or self.problems_per_feature < 1:
-            raise ValueError("ControlsConfig needs n_controls >= 1 and problems_per_feature >= 1")
-        if not self.strength_factor > 0:
-            raise ValueError(f"ControlsConfig.strength_factor must be > 0, got {self.strength_factor}")
-        if self.mode not in ("max_act", "matched"):
-            raise ValueError(f"ControlsConfig.mode must be 'max_act' or 'matched', got {self.mode!r}")
-        norms = self.matched_norms
-        if self.mode == "matched" and (not norms or any(not math.isfinite(x) or x == 0 for x in norms)
-                                       or len(set(norms)) != len(norms)):
-            raise ValueError("ControlsConfig.mode='matched' needs matched_norms: distinct, finite, non-zero signed "
-                             f"norms of the picked feature's added vectors (got {norms})")
-        if self.mode == "max_act" and norms:
-            raise ValueError("ControlsConfig.matched_norms is only used with mode='matched'")
 
 
 def sample_control_features(table: pd.DataFrame, config: ControlsConfig) -> list[ControlFeature]:
@@ -124,8 +116,8 @@ def controls_identity(controls: Sequence[ControlFeature], problems: Sequence[Cou
 
 
 def controls_stage(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
     controls: Sequence[ControlFeature],
     problems: Sequence[CountdownProblem],
     directions: Mapping[FeatureId, Any],
@@ -134,7 +126,7 @@ def controls_stage(
     out: str | Path,
     *,
     coding: CodingConfig | None = None,
-    judge: Any = None,
+    judge: Judge | None = None,
     inputs: Mapping[str, Any] | None = None,
     progress: bool = True,
     strength_units: Mapping[str, Any] | None = None,

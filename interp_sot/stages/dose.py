@@ -16,14 +16,27 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from interp_sot.experiments.dose import DoseConfig, DoseResult, auto_strengths, check_held_out, find_dose
+from interp_sot.experiments.dose import (
+    DoseConfig,
+    DoseResult,
+    auto_strengths,
+    check_held_out,
+    check_in_range,
+    find_dose,
+)
 from interp_sot.stages.rundir import begin_stage, finish_stage, is_complete, require_complete
 from interp_sot.stages.strengths import feature_scales, residual_norm, units_record, units_summary, write_units
 from interp_sot.steering.spec import write_run_spec
 from interp_sot.steering.strength_units import StrengthUnits
 from interp_sot.tasks.countdown.problems import CountdownProblem
+
+if TYPE_CHECKING:
+    import torch
+
+    from interp_sot.features.stats import FeatureStats
+    from interp_sot.protocols import CausalLM, SparseAutoencoder, Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -61,27 +74,23 @@ def dose_strengths(dose: DoseResult, n: int, units: str | None = None, feature: 
                    evaluation: Sequence[CountdownProblem] | None = None) -> list[float]:
     """``n`` strengths (0 included) over the coherent range, refusing a dose run of other units or feature, and
     (given the ``evaluation`` problems) one tuned on any of them."""
-    if units is not None and units != dose.units:
-        raise ValueError(f"the dose run measured strengths in {dose.units!r} units, but this run steers in "
-                         f"{units!r}: use --units {dose.units} or rerun the dose stage")
-    if feature is not None and int(feature) != dose.feature:
-        raise ValueError(f"the dose run is for feature {dose.feature}, not {feature}")
+    check_in_range(dose, [], units, feature)
     if evaluation is not None:
         check_held_out(dose, evaluation)
     return auto_strengths(dose, n)
 
 
 def dose_stage(
-    model: Any,
-    tokenizer: Any,
-    sae: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
+    sae: SparseAutoencoder | torch.Tensor,
     feature: int,
     prompts: Sequence[str],
     config: DoseConfig,
     out: str | Path,
     *,
     units: StrengthUnits = "resid",
-    stats: Any = None,
+    stats: FeatureStats | None = None,
     inputs: Mapping[str, Any] | None = None,
     progress: bool = True,
     problems: Sequence[CountdownProblem] | None = None,
@@ -105,7 +114,8 @@ def dose_stage(
     if (out / "dose.png").is_file():
         files.append(out / "dose.png")
     files += write_run_spec(out, model=(inputs or {}).get("model", "unknown"), layer=config.layer,
-                            directions={scale.feature: scale.direction}, strengths=[result.negative, 0.0, result.positive],
+                            directions={scale.feature: scale.direction},
+                            strengths=[result.negative, 0.0, result.positive],
                             site=config.site, scope=config.scope, units=record, sae=sae)  # steering.json
     finish_stage(out, STAGE, files, {"positive": result.positive, "negative": result.negative,
                                      "positive_ratio": result.positive_ratio,

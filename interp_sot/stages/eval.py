@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -38,6 +38,12 @@ from interp_sot.io import atomic_write_json, atomic_write_text, write_frame
 from interp_sot.stages.identity import path_identity
 from interp_sot.stages.rundir import begin_stage, finish_stage
 from interp_sot.steering.spec import SteeringSpec, check_strength, check_width, spec_direction, steer_from_spec
+
+if TYPE_CHECKING:  # lm-eval has no type information: these name its classes, mypy sees Any
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from interp_sot.protocols import CausalLM, Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +110,8 @@ def eval_identity(config: EvalConfig, spec: SteeringSpec, direction: torch.Tenso
             "direction": direction_fingerprint(direction), "include_path": include}
 
 
-def _evaluate_strength(model: Any, lm: Any, spec: SteeringSpec, direction: torch.Tensor, strength: float,
-                       config: EvalConfig, manager: Any, folder: Path) -> dict[str, Any]:
+def _evaluate_strength(model: CausalLM, lm: HFLM, spec: SteeringSpec, direction: torch.Tensor, strength: float,
+                       config: EvalConfig, manager: TaskManager, folder: Path) -> dict[str, Any]:
     """Run (or read back) one strength; ``results.json`` is written last, so its presence marks it done."""
     path = folder / RESULTS_FILE
     if path.is_file():
@@ -126,14 +132,14 @@ def _evaluate_strength(model: Any, lm: Any, spec: SteeringSpec, direction: torch
 
 
 def eval_stage(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
     spec: SteeringSpec,
     config: EvalConfig,
     out: str | Path,
     *,
-    inputs: Mapping[str, Any] | None = None,
-    manager: Any = None,
+    inputs: Mapping[str, object] | None = None,
+    manager: TaskManager | None = None,
     direction: torch.Tensor | None = None,
 ) -> EvalResult:
     """Evaluate ``spec`` at ``config.strengths`` on ``config.tasks`` into ``out`` (resuming finished strengths).

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interp_sot.errors import InterpSotError, shorten
 from interp_sot.hub import looks_like_path
 from interp_sot.io import FULL_HASH_BYTES, file_digest
+
+if TYPE_CHECKING:
+    import torch
+
+    from interp_sot.features.corpus import CorpusItem
+    from interp_sot.protocols import CausalLM, SparseAutoencoder
 
 __all__ = ["FULL_HASH_BYTES", "file_digest", "folder_digest", "model_identity", "path_identity", "sae_identity",
            "source_identity"]
@@ -87,7 +94,7 @@ SAMPLE_ELEMENTS = 4096
 """Elements hashed from each end of every tensor of a model or SAE object (its weights are not on disk here)."""
 
 
-def tensors_digest(named: Any) -> str:
+def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
     """sha256 over every ``(name, tensor)``'s name, shape, dtype and its first and last ``SAMPLE_ELEMENTS`` values:
     milliseconds on an 8B model, and different for any other checkpoint (fine-tunes change every tensor)."""
     import torch
@@ -101,30 +108,33 @@ def tensors_digest(named: Any) -> str:
     return h.hexdigest()
 
 
-def model_object_identity(model: Any) -> dict[str, Any]:
+def model_object_identity(model: CausalLM) -> dict[str, Any]:
     """A loaded model: its config's name and a sampled digest of its weights."""
     config = getattr(model, "config", None)
     return {"name": getattr(config, "name_or_path", None) or type(model).__name__,
             "weights": tensors_digest(model.named_parameters())}
 
 
-def sae_object_identity(sae: Any) -> dict[str, Any] | None:
+def sae_object_identity(sae: SparseAutoencoder | torch.Tensor | None) -> dict[str, Any] | None:
     """A loaded SAE (or a bare decoder matrix): a sampled digest of its tensors; None for no SAE."""
+    import torch
+
     if sae is None:
         return None
-    if hasattr(sae, "state_dict"):
-        return {"weights": tensors_digest(sorted(sae.state_dict().items()))}
-    return {"weights": tensors_digest([("W_dec", sae)])}
+    if isinstance(sae, torch.Tensor):
+        return {"weights": tensors_digest([("W_dec", sae)])}
+    return {"weights": tensors_digest(sorted(sae.state_dict().items()))}
 
 
-def corpus_object_identity(corpus: Any) -> dict[str, Any]:
+def corpus_object_identity(corpus: Iterable[CorpusItem]) -> dict[str, Any]:
     """A corpus object's identity: its own ``identity()`` (``open_corpus`` of a JSONL file), a ``datasets``
     fingerprint, or the content hash of an in-memory list. A one-pass iterator cannot be fingerprinted without
     consuming it: :class:`InterpSotError` asks for ``inputs`` instead of resuming another corpus's statistics."""
     import json
 
-    if hasattr(corpus, "identity") and callable(corpus.identity):
-        return dict(corpus.identity())
+    identity = getattr(corpus, "identity", None)
+    if callable(identity):
+        return dict(identity())
     fingerprint = getattr(corpus, "_fingerprint", None)
     if isinstance(fingerprint, str):
         return {"datasets_fingerprint": fingerprint}
@@ -136,7 +146,8 @@ def corpus_object_identity(corpus: Any) -> dict[str, Any]:
         "pass inputs={'corpus': source_identity(PATH)} (interp_sot.stages.identity), a list, or open_corpus(PATH)")
 
 
-def object_inputs(model: Any, sae: Any = None, corpus: Any = None, **named: Any) -> dict[str, Any]:
+def object_inputs(model: CausalLM, sae: SparseAutoencoder | torch.Tensor | None = None,
+                  corpus: Iterable[CorpusItem] | None = None, **named: object) -> dict[str, Any]:
     """The ``inputs`` a stage records when its caller gives none: model and SAE objects by sampled weight digests,
     the corpus by :func:`corpus_object_identity`. So the Python API refuses a rerun with other inputs exactly as
     the command line does (with other identities than the command line records: mixing the two is refused too)."""

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -24,12 +24,15 @@ from interp_sot.analysis.measures import COHERENCE_FILE, FEATURES_FILE
 from interp_sot.analysis.sweep_table import RECORD_FILES
 from interp_sot.errors import InterpSotError, shorten
 from interp_sot.experiments.coherence import CoherenceConfig, score_traces
-from interp_sot.experiments.records import SweepRecord
+from interp_sot.experiments.records import FeatureId, SweepRecord
 from interp_sot.experiments.trace_features import SparseTotals, Stream, trace_feature_totals
 from interp_sot.io import append_jsonl, read_jsonl, truncate_torn_tail
 from interp_sot.stages.identity import file_digest, object_inputs
 from interp_sot.stages.rundir import begin_stage, check_identity, finish_stage, is_complete, require_complete
 from interp_sot.tasks.countdown.prompts import adds_special_tokens
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM, SparseAutoencoder, Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def _done_keys(path: Path) -> set[str]:
     return {d["key"] for d in read_jsonl(path)}
 
 
-def _token_ids(tokenizer: Any, records: Sequence[SweepRecord]) -> tuple[list[list[int]], list[list[int]]]:
+def _token_ids(tokenizer: Tokenizer, records: Sequence[SweepRecord]) -> tuple[list[list[int]], list[list[int]]]:
     prompts, completions = [], []
     for r in records:
         style = r.settings.get("prompt_style", "tinyzero")
@@ -102,7 +105,7 @@ def _token_ids(tokenizer: Any, records: Sequence[SweepRecord]) -> tuple[list[lis
     return prompts, completions
 
 
-def _coherence_rows(model: Any, tokenizer: Any, records: Sequence[SweepRecord], cfg: MeasureConfig
+def _coherence_rows(model: CausalLM, tokenizer: Tokenizer, records: Sequence[SweepRecord], cfg: MeasureConfig
                     ) -> list[dict[str, Any]]:
     p_ids, c_ids = _token_ids(tokenizer, records)
     scores = score_traces(model, tokenizer, p_ids, c_ids, cfg.coherence, texts=[r.completion for r in records])
@@ -110,8 +113,8 @@ def _coherence_rows(model: Any, tokenizer: Any, records: Sequence[SweepRecord], 
                               for k, v in sc._asdict().items()}} for r, sc in zip(records, scores, strict=True)]
 
 
-def _feature_rows(model: Any, tokenizer: Any, sae: Any, records: Sequence[SweepRecord], cfg: MeasureConfig,
-                  directions: Mapping[Any, torch.Tensor] | None) -> list[dict[str, Any]]:
+def _feature_rows(model: CausalLM, tokenizer: Tokenizer, sae: SparseAutoencoder, records: Sequence[SweepRecord],
+                  cfg: MeasureConfig, directions: Mapping[FeatureId, torch.Tensor] | None) -> list[dict[str, Any]]:
     p_ids, c_ids = _token_ids(tokenizer, records)
     keep = [i for i, c in enumerate(c_ids) if c]
     totals: dict[int, SparseTotals] = {}
@@ -138,16 +141,16 @@ def _feature_rows(model: Any, tokenizer: Any, sae: Any, records: Sequence[SweepR
     return [{"key": r.key, **(totals[i].to_dict() if i in totals else empty)} for i, r in enumerate(records)]
 
 
-def _d_sae(sae: Any) -> int:
-    w = getattr(sae, "W_dec", sae)
+def _d_sae(sae: SparseAutoencoder | torch.Tensor) -> int:
+    w = sae if isinstance(sae, torch.Tensor) else sae.W_dec
     return int(w.shape[0])
 
 
-def _identity_inputs(source: Path, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def _identity_inputs(source: Path, inputs: Mapping[str, object]) -> dict[str, object]:
     return {"records": {"file": source.name, "sha256": file_digest(source)}, **inputs}
 
 
-def check_measure(run: str | Path, config: MeasureConfig, inputs: Mapping[str, Any]) -> bool:
+def check_measure(run: str | Path, config: MeasureConfig, inputs: Mapping[str, object]) -> bool:
     """Everything about a measure that is known before the model loads: ``run`` is a finished steer / controls run
     with records, and its ``measures/`` folder is free and holds no measure made with other settings or inputs
     (claimed, nothing written). True when it holds this measure (a resume)."""
@@ -157,7 +160,7 @@ def check_measure(run: str | Path, config: MeasureConfig, inputs: Mapping[str, A
     return check_identity(run / MEASURES_DIR, STAGE, config, _identity_inputs(source, inputs))
 
 
-def _check_context(tokenizer: Any, model: Any, records: Sequence[SweepRecord]) -> None:
+def _check_context(tokenizer: Tokenizer, model: CausalLM, records: Sequence[SweepRecord]) -> None:
     """Refuse (naming the first record and its length) a trace whose prompt + completion exceed the model's context:
     scoring it would read positions the model never saw. Before any scoring, so nothing is half measured."""
     from interp_sot.stages.bounds import context_length
@@ -176,14 +179,14 @@ def _check_context(tokenizer: Any, model: Any, records: Sequence[SweepRecord]) -
 
 
 def measure_stage(
-    model: Any,
-    tokenizer: Any,
-    sae: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
+    sae: SparseAutoencoder | None,
     run: str | Path,
     config: MeasureConfig,
     *,
-    directions: Mapping[Any, torch.Tensor] | None = None,
-    inputs: Mapping[str, Any] | None = None,
+    directions: Mapping[FeatureId, torch.Tensor] | None = None,
+    inputs: Mapping[str, object] | None = None,
     chunk: int = 32,
     progress: bool = True,
 ) -> MeasureResult:
@@ -222,6 +225,7 @@ def measure_stage(
                 append_jsonl(coh_path, _coherence_rows(model, tokenizer, need_coh, config))
             need_feat = [r for r in block if r.key not in done_feat]
             if need_feat:
+                assert sae is not None  # diversity without an SAE is refused above; only diversity leaves need_feat
                 append_jsonl(feat_path, _feature_rows(model, tokenizer, sae, need_feat, config, directions))
     for path in files:  # an empty run: still leave the (empty) sidecars
         path.touch(exist_ok=True)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from interp_sot.io import atomic_write_json
 from interp_sot.screening.conversation_ratio import top_contexts
 from interp_sot.screening.pick import Pick, pick_feature
 from interp_sot.stages.rundir import begin_stage, finish_stage
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +60,8 @@ def pick_stage(
     config: PickConfig,
     out: str | Path,
     *,
-    tokenizer: Any = None,
-    inputs: Mapping[str, Any] | None = None,
+    tokenizer: Tokenizer | None = None,
+    inputs: Mapping[str, object] | None = None,
 ) -> PickResult:
     """Pick the feature (see :func:`~interp_sot.screening.pick.ranked_candidates` for the order) into ``out``."""
     out = Path(out)

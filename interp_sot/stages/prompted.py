@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from interp_sot.analysis.conditions import PROMPTED
 from interp_sot.experiments.sweep import SweepConfig
@@ -25,6 +25,9 @@ from interp_sot.stages.steer import SweepResult, steer_stage
 from interp_sot.tasks.countdown.problems import CountdownProblem
 from interp_sot.tasks.countdown.prompts import check_question_template
 
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM, Tokenizer
+
 
 def prompted_config(config: SweepConfig, template: str) -> SweepConfig:
     """The sweep's config with ``template`` (must hold ``{problem}`` once) asking every question."""
@@ -32,14 +35,14 @@ def prompted_config(config: SweepConfig, template: str) -> SweepConfig:
 
 
 def prompted_stage(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
     problems: Sequence[CountdownProblem],
     config: SweepConfig,
     template: str,
     out: str | Path,
     *,
-    inputs: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, object] | None = None,
     progress: bool = True,
 ) -> SweepResult:
     """Run (or resume) the prompting arm on ``problems`` into ``out``: same sampling, task and scoring as the

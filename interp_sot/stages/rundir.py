@@ -46,10 +46,10 @@ class RunDirError(InterpSotError):
     process, or incomplete."""
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> Any:
     """``value`` as plain JSON data (dataclasses as dicts, tuples as lists, paths as strings)."""
 
-    def default(obj: Any) -> Any:
+    def default(obj: object) -> object:
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             return dataclasses.asdict(obj)
         if isinstance(obj, (Path, os.PathLike)):
@@ -139,7 +139,7 @@ def remove_temporaries(out: Path) -> int:
     return n
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+def _flatten(d: object, prefix: str = "") -> dict[str, Any]:
     if isinstance(d, Mapping):
         out: dict[str, Any] = {}
         for k, v in d.items():
@@ -148,12 +148,12 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): d}
 
 
-def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 8) -> str:
+def describe_changes(old: Mapping[str, object], new: Mapping[str, object], limit: int = 8) -> str:
     """``"config.layer: 15 -> 3; inputs.corpus.sha256: ab12... -> 9f3c..."``: every leaf that differs."""
     a, b = _flatten(old), _flatten(new)
     keys = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
 
-    def short(v: Any) -> str:
+    def short(v: object) -> str:
         text = json.dumps(v) if not isinstance(v, str) else v
         return text if len(text) <= 60 else text[:57] + "..."
 
@@ -163,12 +163,12 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int 
     return "; ".join(parts)
 
 
-def stage_identity(stage: str, config: Any, inputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def stage_identity(stage: str, config: object, inputs: Mapping[str, object] | None = None) -> dict[str, Any]:
     """What ``stage.json`` records: the stage name, its config and the identity of its inputs, as plain JSON."""
     return {"stage": stage, "config": jsonable(config), "inputs": jsonable(dict(inputs or {}))}
 
 
-def check_identity(out: str | Path, stage: str, config: Any, inputs: Mapping[str, Any] | None = None,
+def check_identity(out: str | Path, stage: str, config: object, inputs: Mapping[str, object] | None = None,
                    pending: tuple[str, ...] = ()) -> bool:
     """Claim ``out`` (:func:`prepare_dir`) and refuse it when it holds another stage's run or one made with other
     settings or inputs; True when it holds this run (a resume). Writes nothing but the lock file.
@@ -199,12 +199,12 @@ def check_identity(out: str | Path, stage: str, config: Any, inputs: Mapping[str
     return True
 
 
-def _without(identity: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:
+def _without(identity: Mapping[str, object], prefixes: tuple[str, ...]) -> dict[str, Any]:
     """``identity`` flattened, leaves under any of ``prefixes`` removed (compared as flat dicts)."""
     return {k: v for k, v in _flatten(identity).items() if not any(k == p or k.startswith(p + ".") for p in prefixes)}
 
 
-def begin_stage(out: str | Path, stage: str, config: Any, inputs: Mapping[str, Any] | None = None) -> bool:
+def begin_stage(out: str | Path, stage: str, config: object, inputs: Mapping[str, object] | None = None) -> bool:
     """Claim ``out`` for ``stage`` with this ``config`` and ``inputs``; returns True when it resumes a run.
 
     Raises :class:`RunDirError` when ``out`` is in use by another process or holds a run of another stage or with
@@ -240,7 +240,8 @@ def _relative(path: str | Path, out: Path) -> str:
     return str(p)
 
 
-def finish_stage(out: str | Path, stage: str, files: Iterable[str | Path], summary: Mapping[str, Any] | None = None) -> Path:
+def finish_stage(out: str | Path, stage: str, files: Iterable[str | Path],
+                 summary: Mapping[str, object] | None = None) -> Path:
     """Write ``manifest.json`` last: the run is complete and ``files`` (relative to ``out``) are its outputs."""
     out = Path(out)
     names = sorted({_relative(f, out) for f in files})
@@ -248,7 +249,8 @@ def finish_stage(out: str | Path, stage: str, files: Iterable[str | Path], summa
     if missing:
         raise RunDirError(f"{out}: the {stage} stage did not produce {missing}")
     path = out / MANIFEST_FILE
-    atomic_write_json(path, {"stage": stage, "complete": True, "files": names, "summary": jsonable(dict(summary or {}))})
+    manifest = {"stage": stage, "complete": True, "files": names, "summary": jsonable(dict(summary or {}))}
+    atomic_write_json(path, manifest)
     release_dir(out)
     return path
 

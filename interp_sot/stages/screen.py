@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -30,11 +30,17 @@ from interp_sot.judging.cache import CachedJudge
 from interp_sot.judging.prompts.categories import FEATURE_CATEGORY
 from interp_sot.judging.prompts.conversational import CONVERSATIONAL_SCORE
 from interp_sot.judging.prompts.template import PromptTemplate
-from interp_sot.screening.conversation_ratio import RatioConfig
+from interp_sot.screening.conversation_ratio import RatioConfig, Renderer
 from interp_sot.screening.pick import source_counts
 from interp_sot.screening.score_store import ScoreStore
 from interp_sot.screening.screen import SCORES_FILE, FilterConfig, apply_filter, save_table, screen
 from interp_sot.stages.rundir import begin_stage, finish_stage
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from interp_sot.judging.base import Judge
+    from interp_sot.protocols import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +99,10 @@ def screen_stage(
     out: str | Path,
     *,
     contexts: ContextStore | None = None,
-    tokenizer: Any = None,
-    judge: Any = None,
+    tokenizer: Tokenizer | None = None,
+    judge: Judge | None = None,
     labels: Mapping[int, str] | None = None,
-    inputs: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, object] | None = None,
     prompts: Mapping[str, PromptTemplate] | None = None,
     batch_out: str | Path | None = None,
     batch_in: str | Path | None = None,
@@ -131,16 +137,19 @@ def screen_stage(
         inputs = {**(inputs or {}), "prompts": {kind: t.key for kind, t in sorted(prompts.items())}}
     begin_stage(out, STAGE, config, inputs)
     run_judge, batch_info = _run_judge(judge, out, batch_in, batch_out)
-    kwargs: dict[str, Any] = {}
-    if run_judge is None:
-        kwargs["doc_labels"] = doc_labels
-    else:
+    render: Renderer | None = None
+    if run_judge is not None:
         before, after = config.window
-        kwargs["render"] = lambda seq, pos: store.render(seq, pos, before=before, after=after, tokenizer=tokenizer)
+
+        def render_context(seq: int, pos: int) -> str:
+            return store.render(seq, pos, before=before, after=after, tokenizer=tokenizer)
+
+        render = render_context
     features = list(config.features) if config.features else None
     table = screen(stats, judge=run_judge, labels=labels, features=features,
                    work_dir=out if run_judge is not None else None, ratio_config=config.ratio,
-                   filter_config=config.filter, template=template, **kwargs)
+                   filter_config=config.filter, template=template, render=render,
+                   doc_labels=doc_labels if run_judge is None else None)
     if getattr(stats, "contexts", None) is store:
         try:
             table["n_sources"] = source_counts(stats, config.source_field, config.ratio.k)
@@ -156,7 +165,7 @@ def screen_stage(
         "judge": config.judge if judge is None else judge.name,
         "filter": table.attrs.get("filter"),
     }
-    if config.categories:
+    if config.categories and run_judge is not None:  # categories need a judge (checked above)
         from interp_sot.screening.categories import classify_categories
 
         cats = classify_categories(labels, run_judge, out / "category_scores.jsonl",
@@ -169,11 +178,10 @@ def screen_stage(
         summary["judge_calls"] = int(getattr(cache, "misses", 0))  # reached the judge in this run (rerun: 0)
     if prompts:
         summary["prompts"] = {kind: t.key for kind, t in sorted(prompts.items())}
-    if batch_info is not None:
+    if batch_info is not None and isinstance(run_judge, DeferredJudge):
         summary["judge_batch"] = _finish_batch(run_judge, batch_info, batch_out)
-    if validate_on == "labels":
-        summary["judge_validation"] = _validation(stats, kwargs["render"], doc_labels, run_judge, template, config,
-                                                  out)
+    if validate_on == "labels" and run_judge is not None and render is not None and doc_labels is not None:
+        summary["judge_validation"] = _validation(stats, render, doc_labels, run_judge, template, config, out)
     atomic_write_json(out / "summary.json", summary)
     finish_stage(out, STAGE, [*files, out / "summary.json"], summary)
     return ScreenResult(table, out, summary)
@@ -192,7 +200,7 @@ def _check_prompts(prompts: Mapping[str, PromptTemplate] | None) -> dict[str, Pr
     return out
 
 
-def _check_judge_options(judge: Any, batch_in: str | Path | None, batch_out: str | Path | None,
+def _check_judge_options(judge: Judge | None, batch_in: str | Path | None, batch_out: str | Path | None,
                          validate_on: ValidateOn | None) -> None:
     """Fail before any work on options that cannot apply."""
     if judge is None and (batch_in is not None or batch_out is not None or validate_on is not None):
@@ -205,8 +213,8 @@ def _check_judge_options(judge: Any, batch_in: str | Path | None, batch_out: str
         raise ValueError(f"the batch results file and the batch request file are the same file ({batch_in})")
 
 
-def _run_judge(judge: Any, out: Path, batch_in: str | Path | None,
-               batch_out: str | Path | None) -> tuple[Any, dict[str, Any] | None]:
+def _run_judge(judge: Judge | None, out: Path, batch_in: str | Path | None,
+               batch_out: str | Path | None) -> tuple[Judge | None, dict[str, object] | None]:
     """The judge the screen calls: the reply cache around ``judge`` (or, on the batch route, a
     :class:`DeferredJudge` over it after reading ``batch_in`` into it), and what the import did."""
     if judge is None or (isinstance(judge, DeferredJudge) and batch_in is None and batch_out is None):
@@ -217,7 +225,7 @@ def _run_judge(judge: Any, out: Path, batch_in: str | Path | None,
         cache = judge if isinstance(judge, CachedJudge) else CachedJudge(judge, out / JUDGE_CACHE)
     if batch_in is None and batch_out is None:
         return cache, None
-    info: dict[str, Any] = {}
+    info: dict[str, object] = {}
     if batch_in is not None:
         # the request file of the previous round (if it is still there) tells which requests got no line
         requests = Path(batch_out) if batch_out is not None and Path(batch_out).is_file() else None
@@ -228,7 +236,8 @@ def _run_judge(judge: Any, out: Path, batch_in: str | Path | None,
     return DeferredJudge(cache), info
 
 
-def _finish_batch(judge: DeferredJudge, info: dict[str, Any], batch_out: str | Path | None) -> dict[str, Any]:
+def _finish_batch(judge: DeferredJudge, info: dict[str, object], batch_out: str | Path | None
+                  ) -> dict[str, object]:
     """Write the requests the cache could not answer to ``batch_out``; the batch summary for ``summary.json``."""
     pending = judge.requests
     info["answered_from_cache"] = judge.hits
@@ -245,8 +254,8 @@ def _finish_batch(judge: DeferredJudge, info: dict[str, Any], batch_out: str | P
     return info
 
 
-def _validation(stats: FeatureStats, render: Any, doc_labels: Any, judge: Any, template: PromptTemplate,
-                config: ScreenConfig, out: Path) -> dict[str, Any]:
+def _validation(stats: FeatureStats, render: Renderer, doc_labels: np.ndarray, judge: Judge,
+                template: PromptTemplate, config: ScreenConfig, out: Path) -> dict[str, Any]:
     """Agreement of the judge's stored calls with the document labels, as JSON (NaN as null)."""
     from interp_sot.screening.judge_validation import judge_agreement
 

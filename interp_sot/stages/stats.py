@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from interp_sot.features.collect import CollectConfig, collect
 from interp_sot.features.contexts import CONTEXTS_FILE
@@ -23,6 +23,10 @@ from interp_sot.features.sae import check_sae_layer
 from interp_sot.features.stats import STATS_FILE, SUMMARY_FILE, FeatureStats
 from interp_sot.io import write_table
 from interp_sot.stages.rundir import begin_stage, finish_stage
+
+if TYPE_CHECKING:
+    from interp_sot.features.corpus import CorpusItem
+    from interp_sot.protocols import CausalLM, SparseAutoencoder, Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +61,15 @@ class StatsResult(NamedTuple):
 
 
 def stats_stage(
-    model: Any,
-    tokenizer: Any,
-    sae: Any,
-    corpus: Iterable[Any],
+    model: CausalLM,
+    tokenizer: Tokenizer,
+    sae: SparseAutoencoder,
+    corpus: Iterable[CorpusItem],
     config: StatsConfig,
     out: str | Path,
     *,
-    inputs: Mapping[str, Any] | None = None,
-    info: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, object] | None = None,
+    info: Mapping[str, object] | None = None,
     allow_layer_mismatch: bool = False,
 ) -> StatsResult | None:
     """Run (or resume) the statistics pass into ``out``; None on non-zero ranks of a distributed run.
@@ -75,7 +79,8 @@ def stats_stage(
     they are computed from the objects (:func:`~interp_sot.stages.identity.object_inputs`; a one-pass corpus
     iterator is refused then, since its content cannot be identified). ``info`` is copied into the statistics'
     ``info`` (e.g. the names given on the command line), with ``truncated_documents``: how many documents this pass
-    cut to ``max_length`` (logged once; a pass resumed from a checkpoint counts those cut since the resume). An SAE whose config names another layer's hook is refused unless
+    cut to ``max_length`` (logged once; a pass resumed from a checkpoint counts those cut since the resume). An SAE
+    whose config names another layer's hook is refused unless
     ``allow_layer_mismatch``.
     """
     from interp_sot.features.distributed import collect_distributed, launched_by_torchrun
@@ -95,11 +100,11 @@ def stats_stage(
             dist.barrier()
             stats = collect_distributed(model, tokenizer, corpus, config.layer, sae, config.collect,
                                         checkpoint_dir=ckpt)
-            counts: list[Any] = [None] * dist.get_world_size()
+            counts: list[int | None] = [None] * dist.get_world_size()
             dist.all_gather_object(counts, cut.documents)  # every rank's shard was cut on its own
             if dist.get_rank() != 0:
                 return None
-            truncated = sum(int(c) for c in counts)
+            truncated = sum(c or 0 for c in counts)
         else:
             resumed = begin_stage(out, STAGE, config.identity(), inputs)
             stats = collect(model, tokenizer, corpus, config.layer, sae, config.collect, checkpoint_dir=ckpt)

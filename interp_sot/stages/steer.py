@@ -15,24 +15,33 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from interp_sot.analysis.perspectives import PERSPECTIVES_PROMPT
 from interp_sot.analysis.sweep_table import BEHAVIOURS_FILE, PERSPECTIVES_FILE
 from interp_sot.behaviours.judge_coding import BehaviourCoding, TraceToCode, code_traces, resolve_scheme
 from interp_sot.behaviours.prompts import SCHEMES
+from interp_sot.experiments.dose import DoseResult, check_held_out, check_in_range
 from interp_sot.experiments.records import FeatureId, SweepRecord, direction_fingerprint
 from interp_sot.experiments.sharding import main_directions, process_shard, run_rows_sharded
 from interp_sot.experiments.sweep import SweepConfig, sweep_rows
 from interp_sot.io import atomic_write_text
 from interp_sot.judging.prompts.template import PromptTemplate
+from interp_sot.judging.registry import can_code_behaviours
 from interp_sot.stages.bounds import check_prompts_fit, context_length
 from interp_sot.stages.identity import object_inputs
 from interp_sot.stages.rundir import begin_stage, finish_stage
-from interp_sot.stages.strengths import units_summary, write_units
+from interp_sot.stages.strengths import run_prompts, sae_directions, units_summary, write_units
 from interp_sot.steering.directions import save_direction
 from interp_sot.steering.spec import write_run_spec
+from interp_sot.steering.strength_units import StrengthUnits
 from interp_sot.tasks.countdown.problems import CountdownProblem
+
+if TYPE_CHECKING:
+    import torch
+
+    from interp_sot.features.stats import FeatureStats
+    from interp_sot.protocols import CausalLM, Judge, SparseAutoencoder, Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +81,9 @@ class CodingConfig:
             if t.fields != base.fields or names.count(t.name) > 1:
                 raise ValueError(f"coding prompt {t.name!r}: given twice, or without the placeholders "
                                  f"{list(base.fields)} (got {list(t.fields)})")
-        if self.judge.strip() in ("labels", "heuristic"):
-            raise ValueError(f"judge {self.judge!r} cannot code behaviours; use an LLM judge (openai:MODEL@URL, hf:PATH)")
+        if not can_code_behaviours(self.judge):
+            raise ValueError(f"judge {self.judge!r} cannot code behaviours; use an LLM judge (openai:MODEL@URL, "
+                             "hf:PATH)")
 
 
 class SweepResult(NamedTuple):
@@ -96,7 +106,7 @@ def save_problems(problems: Sequence[CountdownProblem], out: Path) -> Path:
     return path
 
 
-def make_coding_judge(coding: CodingConfig | None, judge: Any = None) -> Any:
+def make_coding_judge(coding: CodingConfig | None, judge: Judge | None = None) -> Any:
     """The judge that codes behaviours (built before any generation, so a bad spec fails fast)."""
     if coding is None:
         return None
@@ -107,7 +117,8 @@ def make_coding_judge(coding: CodingConfig | None, judge: Any = None) -> Any:
     return make_judge(coding.judge)
 
 
-def code_behaviours(judge: Any, records: Sequence[SweepRecord], coding: CodingConfig, out: Path) -> list[BehaviourCoding]:
+def code_behaviours(judge: Judge, records: Sequence[SweepRecord], coding: CodingConfig,
+                    out: Path) -> list[BehaviourCoding]:
     """Code every trace with ``judge`` (cached on disk; a rerun costs nothing) into ``behaviours.jsonl``, and with
     ``coding.perspectives`` analyse its perspectives into ``perspectives.jsonl`` (read by the analyze stage)."""
     from interp_sot.judging.cache import CachedJudge
@@ -140,8 +151,8 @@ def steer_identity(config: SweepConfig, directions: Mapping[FeatureId, Any], pro
 
 
 def steer_stage(
-    model: Any,
-    tokenizer: Any,
+    model: CausalLM,
+    tokenizer: Tokenizer,
     problems: Sequence[CountdownProblem],
     directions: Mapping[FeatureId, Any],
     strengths: Sequence[float],
@@ -149,7 +160,7 @@ def steer_stage(
     out: str | Path,
     *,
     coding: CodingConfig | None = None,
-    judge: Any = None,
+    judge: Judge | None = None,
     inputs: Mapping[str, Any] | None = None,
     progress: bool = True,
     strength_units: Mapping[str, Any] | None = None,
@@ -181,19 +192,43 @@ def steer_stage(
     if not shard.is_main:  # the merged records; rank 0 codes, records the units and writes the manifest
         return SweepResult(records, out, None)
     files.append(out / SWEEP_FILE)
-    files += write_run_spec(out, model=(inputs or {}).get("model", "unknown"), layer=config.layer, directions=directions,
-                            strengths=strengths, site=config.site, scope=config.scope, layers_path=config.layers_path,
-                            units=strength_units)  # steering.json: the portable spec of this run
+    files += write_run_spec(out, model=(inputs or {}).get("model", "unknown"), layer=config.layer,
+                            directions=directions, strengths=strengths, site=config.site, scope=config.scope,
+                            layers_path=config.layers_path, units=strength_units)  # steering.json: the portable spec
     return finish_steering_run(out, STAGE, records, files, {"rows": len(records)}, coding=coding, judge=judge,
                                strength_units=strength_units)
 
 
+def steer_features(model: CausalLM, tokenizer: Tokenizer, sae: SparseAutoencoder | torch.Tensor,
+                   problems: Sequence[CountdownProblem], features: Sequence[int], strengths: Sequence[float],
+                   config: SweepConfig, out: str | Path, *,
+                   units: StrengthUnits = "unit", residual: float | None = None, stats: FeatureStats | None = None,
+                   dose: DoseResult | None = None, **options: Any) -> SweepResult:
+    """The ``steer`` stage for SAE features as the user names them (ids, strengths in ``units``): builds each
+    feature's direction and the units record (``stages.strengths.sae_directions``; ``residual``: the median residual
+    norm to judge them by, None measures it on the run's first prompts), refuses strengths outside the coherent
+    range a ``dose`` run measured (and evaluation problems it was tuned on), then runs :func:`steer_stage`
+    (``options``: its keywords). Every caller (the CLI, the demo, a script) goes through here."""
+    if dose is not None:
+        check_in_range(dose, strengths, units, feature=features[0] if len(features) == 1 else None)
+        check_held_out(dose, problems)
+    prompts = run_prompts(problems, config.prompt_spec, tokenizer) if residual is None else ()
+    picked = sae_directions(sae, features, units, strengths, residual=residual, model=model, tokenizer=tokenizer,
+                            prompts=prompts, layer=config.layer, stats=stats)
+    return steer_stage(model, tokenizer, problems, picked.directions, strengths, config, out,
+                       strength_units=picked.record, **options)
+
+
 def finish_steering_run(out: Path, stage: str, records: list[SweepRecord], files: list[Path], summary: dict[str, Any],
-                        *, coding: CodingConfig | None, judge: Any, strength_units: Mapping[str, Any] | None
+                        *, coding: CodingConfig | None, judge: Judge | None, strength_units: Mapping[str, Any] | None
                         ) -> SweepResult:
     """The end of a ``steer`` or ``controls`` run on the main rank: behaviour codings, the strength-units record,
     then the manifest (written last)."""
-    codings = code_behaviours(judge, records, coding, out) if coding is not None else None
+    codings = None
+    if coding is not None:
+        if judge is None:
+            raise ValueError("behaviour coding needs a judge (make_coding_judge builds it from the coding config)")
+        codings = code_behaviours(judge, records, coding, out)
     if codings is not None:
         files.append(out / BEHAVIOURS_FILE)
     if strength_units is not None:

@@ -11,20 +11,26 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
+from interp_sot.experiments.records import FeatureId
 from interp_sot.io import atomic_write_json
 from interp_sot.steering.strength_units import StrengthScale, StrengthUnits, strength_scale
+from interp_sot.steering.units import get_strength_unit
 from interp_sot.tasks.countdown.prompts import PromptSpec, PromptStyle
+
+if TYPE_CHECKING:
+    from interp_sot.features.stats import FeatureStats
+    from interp_sot.protocols import CausalLM, SparseAutoencoder, Tokenizer
 
 UNITS_FILE = "strength_units.json"
 N_NORM_PROMPTS = 16
 """Prompts the median residual norm is measured on (the first ones of the run)."""
 
 
-def run_prompts(problems: Sequence[Any], style: PromptStyle | PromptSpec, tokenizer: Any,
+def run_prompts(problems: Sequence[Any], style: PromptStyle | PromptSpec, tokenizer: Tokenizer,
                 n: int | None = N_NORM_PROMPTS) -> list[str]:
     """The prompt texts of the first ``n`` problems (all with ``n=None``), as the sweep builds them (pass the
     sweep's ``prompt_spec`` for styles with shots or a question template)."""
@@ -36,7 +42,7 @@ def run_prompts(problems: Sequence[Any], style: PromptStyle | PromptSpec, tokeni
     return [build_prompt(p, style, tokenizer) for p in chosen]
 
 
-def residual_norm(model: Any, tokenizer: Any, prompts: Sequence[str], layer: int) -> float:
+def residual_norm(model: CausalLM, tokenizer: Tokenizer, prompts: Sequence[str], layer: int) -> float:
     """Median per-token resid_post norm at ``layer`` on ``prompts`` (BOS and padding excluded)."""
     from interp_sot.steering import median_residual_norm
 
@@ -45,24 +51,57 @@ def residual_norm(model: Any, tokenizer: Any, prompts: Sequence[str], layer: int
 
 
 def feature_scales(
-    sae: Any,
+    sae: SparseAutoencoder | torch.Tensor,
     features: Sequence[int],
     units: StrengthUnits,
     *,
     residual: float,
-    stats: Any = None,
+    stats: FeatureStats | None = None,
 ) -> dict[int, StrengthScale]:
     """``feature -> StrengthScale`` in ``units`` (``stats``: ``FeatureStats``, needed for ``max_act``).
 
     Raises ValueError naming the feature for an all-zero decoder row or, in ``max_act`` units, a feature that
     never fired on the screening corpus.
     """
-    if units == "max_act" and stats is None:
-        raise ValueError("'max_act' strength units need the screening statistics (the feature's max activation)")
+    if get_strength_unit(units).needs_max_act and stats is None:
+        raise ValueError(f"'{units}' strength units need the screening statistics (the feature's max activation)")
     return {int(f): strength_scale(sae, int(f), units, residual_norm=residual, stats=stats) for f in features}
 
 
-def directions_of(scales: Mapping[int, StrengthScale]) -> dict[Any, torch.Tensor]:
+class SteeringDirections(NamedTuple):
+    """SAE features' directions in a run's units, as the steering stages take them, with what judges them."""
+
+    directions: dict[FeatureId, torch.Tensor]
+    """feature -> [d_model] direction per unit of s."""
+    scales: dict[int, StrengthScale]
+    record: dict[str, Any]
+    """``units_record``: what the run keeps as ``strength_units.json``."""
+
+
+def sae_directions(sae: SparseAutoencoder | torch.Tensor, features: Sequence[int], units: StrengthUnits,
+                   strengths: Mapping[int, Sequence[float]] | Sequence[float], *, residual: float | None = None,
+                   model: CausalLM | None = None, tokenizer: Tokenizer | None = None, prompts: Sequence[str] = (),
+                   layer: int | None = None, stats: FeatureStats | None = None) -> SteeringDirections:
+    """The glue every steering caller needs between "feature ids in these units" and the sweep: each feature's
+    direction per unit of s, its ``StrengthScale`` and the units record of ``strengths``. ``residual``: the median
+    residual norm the strengths are judged against; None measures it with ``model`` at ``layer`` on ``prompts``
+    (the run's first prompts, ``run_prompts``)."""
+    if residual is None:
+        if model is None or tokenizer is None or layer is None or not prompts:
+            raise ValueError("sae_directions needs residual= or model, tokenizer, prompts and layer to measure it")
+        residual = residual_norm(model, tokenizer, prompts, layer)
+    scales = feature_scales(sae, features, units, residual=residual, stats=stats)
+    return SteeringDirections(directions_of(scales), scales, units_record(scales, strengths))
+
+
+def check_features(sae: SparseAutoencoder | torch.Tensor, features: Sequence[int], units: StrengthUnits,
+                   stats: FeatureStats | None = None) -> None:
+    """Refuse a feature the SAE lacks (or with an all-zero decoder row, or no max activation in ``stats``) before
+    the model loads: the residual norm only scales the directions, so 1.0 stands in for it."""
+    feature_scales(sae, features, units, residual=1.0, stats=stats)
+
+
+def directions_of(scales: Mapping[int, StrengthScale]) -> dict[FeatureId, torch.Tensor]:
     """``feature -> [d_model]`` direction per unit of s, as the steering stages take them."""
     return {f: s.direction for f, s in scales.items()}
 

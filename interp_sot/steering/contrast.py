@@ -6,17 +6,20 @@ Useful as a sanity baseline next to SAE feature directions, and for models that 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from interp_sot.activations import forward_to_layer
 from interp_sot.layers import resolve_layer, unwrap
 
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM, Tokenizer
+
 
 @torch.no_grad()
 def token_residuals(
-    model: Any, tokenizer: Any, texts: Sequence[str], layer: int, batch_size: int = 8
+    model: CausalLM, tokenizer: Tokenizer, texts: Sequence[str], layer: int, batch_size: int = 8
 ) -> Iterator[torch.Tensor]:
     """resid_post of ``layer`` for every non-padding, non-BOS token, one batch at a time: [n_tokens, d_model] fp32.
 
@@ -38,7 +41,7 @@ def token_residuals(
         yield hidden.float()[mask]
 
 
-def mean_residual(model: Any, tokenizer: Any, texts: Sequence[str], layer: int) -> torch.Tensor:
+def mean_residual(model: CausalLM, tokenizer: Tokenizer, texts: Sequence[str], layer: int) -> torch.Tensor:
     """Mean resid_post of ``layer`` over the tokens of ``texts``: [d_model]."""
     total: torch.Tensor | None = None
     count = 0
@@ -50,7 +53,7 @@ def mean_residual(model: Any, tokenizer: Any, texts: Sequence[str], layer: int) 
     return total / count
 
 
-def median_residual_norm(model: Any, tokenizer: Any, texts: Sequence[str], layer: int) -> float:
+def median_residual_norm(model: CausalLM, tokenizer: Tokenizer, texts: Sequence[str], layer: int) -> float:
     """Median per-token norm of resid_post at ``layer``: the scale against which a strength is large or small."""
     norms = [h.norm(dim=-1) for h in token_residuals(model, tokenizer, texts, layer)]
     flat = torch.cat(norms) if norms else torch.empty(0)
@@ -60,7 +63,7 @@ def median_residual_norm(model: Any, tokenizer: Any, texts: Sequence[str], layer
 
 
 def mean_difference_direction(
-    model: Any, tokenizer: Any, positive: Sequence[str], negative: Sequence[str], layer: int
+    model: CausalLM, tokenizer: Tokenizer, positive: Sequence[str], negative: Sequence[str], layer: int
 ) -> torch.Tensor:
     """Unit vector from mean(negative) to mean(positive) activations at ``layer``: [d_model]."""
     diff = mean_residual(model, tokenizer, positive, layer) - mean_residual(model, tokenizer, negative, layer)

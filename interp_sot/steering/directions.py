@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from interp_sot.io import atomic_path
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import SparseAutoencoder
 
 DirectionUnits = Literal["unit", "sae"]
 """What one unit of strength adds: the unit-norm decoder row, or the raw sae-lens decoder row."""
 DIRECTION_UNITS: tuple[str, ...] = ("unit", "sae")
 
 
-def decoder_matrix(sae: Any) -> torch.Tensor:
+def decoder_matrix(sae: SparseAutoencoder | torch.Tensor) -> torch.Tensor:
     """W_dec: [d_sae, d_model] of a sae-lens SAE (or any object with ``W_dec``), or a tensor given directly."""
     w = sae if isinstance(sae, torch.Tensor) else getattr(sae, "W_dec", None)
     if not isinstance(w, torch.Tensor) or w.ndim != 2:
@@ -28,7 +31,8 @@ def decoder_matrix(sae: Any) -> torch.Tensor:
     return w
 
 
-def feature_direction(sae: Any, index: int | Sequence[int], units: DirectionUnits = "unit") -> torch.Tensor:
+def feature_direction(sae: SparseAutoencoder | torch.Tensor, index: int | Sequence[int],
+                      units: DirectionUnits = "unit") -> torch.Tensor:
     """Steering direction(s) of SAE feature(s): [d_model] for an int, [F, d_model] for a list (float32, detached).
 
     ``units`` chooses what a strength of 1 adds (see the module docstring); it is not a norm of anything.
@@ -36,8 +40,8 @@ def feature_direction(sae: Any, index: int | Sequence[int], units: DirectionUnit
     if units not in DIRECTION_UNITS:
         raise ValueError(f"units must be one of {DIRECTION_UNITS} (strength units, not a norm), got {units!r}")
     w = decoder_matrix(sae)
-    single = isinstance(index, int) and not isinstance(index, bool)
-    indices = [index] if single else list(index)  # type: ignore[arg-type]
+    single = isinstance(index, int)  # a bool is refused below as an index
+    indices = [index] if isinstance(index, int) else list(index)
     if not indices:
         raise ValueError("index: at least one feature index is needed")
     for i in indices:
@@ -53,7 +57,8 @@ def feature_direction(sae: Any, index: int | Sequence[int], units: DirectionUnit
     return rows[0] if single else rows
 
 
-def feature_directions(sae: Any, features: Sequence[int], units: DirectionUnits) -> dict[int, torch.Tensor]:
+def feature_directions(sae: SparseAutoencoder | torch.Tensor, features: Sequence[int], units: DirectionUnits
+                       ) -> dict[int, torch.Tensor]:
     """Feature -> its [d_model] direction in ``units``: the directions mapping a sweep or control run takes."""
     ids = [int(f) for f in features]
     table = feature_direction(sae, ids, units=units)

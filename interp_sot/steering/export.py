@@ -20,7 +20,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -28,6 +28,9 @@ from torch import nn
 from interp_sot.errors import InterpSotError, shorten
 from interp_sot.io import atomic_path, atomic_write_text
 from interp_sot.steering.spec import SteeringSpec, check_strength, load_spec_sae, spec_direction
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM
 
 ExportFormat = Literal["lm-eval", "lm-eval-csv", "neuronpedia"]
 EXPORT_FORMATS: tuple[str, ...] = ("lm-eval", "lm-eval-csv", "neuronpedia")
@@ -54,7 +57,7 @@ def model_skeleton(model_id: str) -> nn.Module:
                              f"causal LM transformers can build ({shorten(err)})") from err
 
 
-def hookpoint(model: Any, spec: SteeringSpec) -> str:
+def hookpoint(model: CausalLM | nn.Module, spec: SteeringSpec) -> str:
     """lm-eval's hookpoint for the spec: the name, under ``model.base_model``, of the module whose output is the
     steered residual stream (decoder layer ``layer``, or ``layer - 1`` for ``resid_pre``)."""
     from interp_sot.layers import decoder_layers, unwrap
@@ -82,7 +85,7 @@ def hookpoint(model: Any, spec: SteeringSpec) -> str:
                          "its base_model, where lm-eval looks for hookpoints")
 
 
-def lm_eval_steer_config(spec: SteeringSpec, strength: float, model: Any = None,
+def lm_eval_steer_config(spec: SteeringSpec, strength: float, model: CausalLM | nn.Module | None = None,
                          direction: torch.Tensor | None = None) -> dict[str, dict[str, Any]]:
     """What lm-eval's ``steered`` model loads: ``{hookpoint: {steering_vector, steering_coefficient, action, bias,
     head_index}}`` (``model``: the model or its skeleton; built from ``spec.model``'s config when None)."""
@@ -93,7 +96,8 @@ def lm_eval_steer_config(spec: SteeringSpec, strength: float, model: Any = None,
                     "action": "add", "bias": None, "head_index": None}}
 
 
-def export_lm_eval(spec: SteeringSpec, strength: float, out: str | Path, model: Any = None) -> Path:
+def export_lm_eval(spec: SteeringSpec, strength: float, out: str | Path,
+                   model: CausalLM | nn.Module | None = None) -> Path:
     """Write lm-eval's steered ``.pt`` (``--model steered --model_args pretrained=...,steer_path=OUT``)."""
     out = Path(out)
     if out.suffix not in (".pt", ".pth"):
@@ -119,12 +123,13 @@ def raw_row_coefficient(spec: SteeringSpec, strength: float) -> float:
     return s * float(spec_direction(spec).norm()) / dec
 
 
-def sae_lens_csv(spec: SteeringSpec, strength: float, model: Any = None) -> str:
+def sae_lens_csv(spec: SteeringSpec, strength: float, model: CausalLM | nn.Module | None = None) -> str:
     """lm-eval's steering CSV (one ``sae_lens`` row) for a spec whose SAE is a sae-lens release."""
     d = spec.direction
     if d.sae_release is None or d.sae_id is None:
         raise InterpSotError("lm-eval's sae-lens CSV loads the SAE by release: the spec's direction needs "
-                             "sae_release and sae_id (it names " + (shorten(d.sae_path) if d.sae_path else "none") + ")")
+                             "sae_release and sae_id (it names "
+                             + (shorten(d.sae_path) if d.sae_path else "none") + ")")
     point = hookpoint(model if model is not None else model_skeleton(spec.model), spec)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -150,7 +155,8 @@ def neuronpedia_request(spec: SteeringSpec, strength: float, prompt: str = "", *
             "strength_multiplier": 1, "steer_method": "SIMPLE_ADDITIVE", "normalize_steering": False}
 
 
-def export_spec(spec: SteeringSpec, strength: float, fmt: ExportFormat, out: str | Path, model: Any = None,
+def export_spec(spec: SteeringSpec, strength: float, fmt: ExportFormat, out: str | Path,
+                model: CausalLM | nn.Module | None = None,
                 prompt: str = "") -> Path:
     """Write the spec at ``strength`` in ``fmt`` to ``out``; returns ``out``."""
     if fmt == "lm-eval":

@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from interp_sot.layers import layer_param, residual_width, resolve_layer, unwrap
+from interp_sot.steering.sites import SCOPES, SITES, Scope, Site
+
+if TYPE_CHECKING:
+    from transformers.cache_utils import Cache
+
+    from interp_sot.protocols import CausalLM
 
 logger = logging.getLogger(__name__)
 
-Site = Literal["resid_post", "resid_pre"]
-Scope = Literal["all", "generated"]
-SITES: tuple[str, ...] = ("resid_post", "resid_pre")
-SCOPES: tuple[str, ...] = ("all", "generated")
+Direction = torch.Tensor | Sequence[float] | Sequence[Sequence[float]]
+"""``[d_model]``, one per batch row ``[B, d_model]``, or a table ``[F, d_model]`` indexed by a FeatureIndex."""
+Strength = float | Sequence[float] | torch.Tensor
+"""One strength for every row, or one per batch row ``[B]``."""
+FeatureIndex = Sequence[int] | torch.Tensor
+"""Which row of a direction table ``[F, d_model]`` each batch row uses ``[B]``."""
 
 
-def _as_float_tensor(value: Any, what: str) -> torch.Tensor:
+def _as_float_tensor(value: object, what: str) -> torch.Tensor:
     """``value`` as a real floating tensor, or a ValueError saying why it cannot be one."""
     try:
         t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
@@ -40,10 +48,10 @@ def _as_float_tensor(value: Any, what: str) -> torch.Tensor:
 
 
 def build_offset(
-    direction: Any,
-    strength: Any,
+    direction: Direction,
+    strength: Strength,
     d_model: int | None,
-    feature_index: Any = None,
+    feature_index: FeatureIndex | None = None,
 ) -> torch.Tensor:
     """The per-row offset ``s_i * d_i`` as ``[B, 1, d_model]`` (or ``[1, 1, d_model]`` when shared by all rows).
 
@@ -87,15 +95,23 @@ def build_offset(
     return (s2 * dirs2).unsqueeze(1)
 
 
-def _cache_length(args: tuple[Any, ...], kwargs: dict[str, Any], layer_idx: int, cache_type: type | None) -> int | None:
+def _cache_length(args: tuple[object, ...], kwargs: dict[str, object], layer_idx: int,
+                  cache_type: type[Cache] | None) -> int | None:
     """Tokens already in the KV cache of ``layer_idx`` before this call, read host-side (no sync); None if unknown."""
     if cache_type is None:
         return None
     for value in (*kwargs.values(), *args[1:]):
         if isinstance(value, cache_type):
-            length = cast(Any, value).get_seq_length(layer_idx)
+            length = value.get_seq_length(layer_idx)
             return length if isinstance(length, int) else None
     return None
+
+
+def _hidden(value: object) -> torch.Tensor:
+    """The hidden states a decoder layer receives or returns (a tensor in every supported family)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"expected the layer's hidden states as a tensor, got {type(value).__name__}")
+    return value
 
 
 class SteeringHandle:
@@ -122,7 +138,7 @@ class SteeringHandle:
         self._prompt_len: dict[int, int | None] = {idx: None for idx, _ in layers}
         self._last_len: dict[int, int | None] = {idx: None for idx, _ in layers}
         self._skip: dict[int, int] = {idx: 0 for idx, _ in layers}
-        self._cache_type: type | None = None
+        self._cache_type: type[Cache] | None = None
         if scope == "generated":
             try:
                 from transformers.cache_utils import Cache
@@ -167,7 +183,8 @@ class SteeringHandle:
 
     def __repr__(self) -> str:
         rows = self.batch_size or "all"
-        return f"SteeringHandle(layers={self.layers}, site={self.site!r}, scope={self.scope!r}, rows={rows}, active={self.active})"
+        return (f"SteeringHandle(layers={self.layers}, site={self.site!r}, scope={self.scope!r}, rows={rows}, "
+                f"active={self.active})")
 
     # -- hooks -----------------------------------------------------------------------------------------------
     def _register(self, idx: int, module: nn.Module) -> None:
@@ -179,9 +196,10 @@ class SteeringHandle:
         self._handles.append(module.register_forward_hook(self._make_post(idx)))
 
     def _make_pre(self, idx: int, apply: bool) -> Callable[..., Any]:
-        def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        def pre_hook(module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object]
+                     ) -> tuple[tuple[object, ...], dict[str, object]] | None:
             from_kwargs = not args
-            h = kwargs["hidden_states"] if from_kwargs else args[0]
+            h = _hidden(kwargs["hidden_states"] if from_kwargs else args[0])
             skip = self._first_steered(idx, h, args, kwargs) if self.scope == "generated" else 0
             if not apply:
                 self._skip[idx] = skip
@@ -194,8 +212,9 @@ class SteeringHandle:
         return pre_hook
 
     def _make_post(self, idx: int) -> Callable[..., Any]:
-        def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-            h = output[0] if isinstance(output, tuple) else output
+        def post_hook(module: nn.Module, args: tuple[object, ...], output: torch.Tensor | tuple[object, ...]
+                      ) -> torch.Tensor | tuple[object, ...] | None:
+            h = _hidden(output[0] if isinstance(output, tuple) else output)
             new = self._add(h, self._skip[idx], inplace=True)
             if new is h:
                 return None
@@ -203,7 +222,7 @@ class SteeringHandle:
 
         return post_hook
 
-    def _first_steered(self, idx: int, h: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    def _first_steered(self, idx: int, h: torch.Tensor, args: tuple[object, ...], kwargs: dict[str, object]) -> int:
         """Index along ``pos`` of this call's first generated token (``h.shape[1]`` if none)."""
         length = h.shape[1]
         past = _cache_length(args, kwargs, idx, self._cache_type)
@@ -233,7 +252,8 @@ class SteeringHandle:
         if h.shape[-1] != self._offset.shape[-1]:
             self.remove()
             raise ValueError(
-                f"direction width {self._offset.shape[-1]} != residual width {h.shape[-1]} seen by the layer; hooks removed"
+                f"direction width {self._offset.shape[-1]} != residual width {h.shape[-1]} seen by the layer; "
+                "hooks removed"
             )
         if skip >= h.shape[1]:
             return h
@@ -251,14 +271,14 @@ class SteeringHandle:
 
 
 def steer(
-    model: Any,
+    model: CausalLM | nn.Module,
     layer: int | Sequence[int],
-    direction: Any,
-    strength: Any = 1.0,
+    direction: Direction,
+    strength: Strength = 1.0,
     *,
     site: Site = "resid_post",
     scope: Scope = "all",
-    feature_index: Any = None,
+    feature_index: FeatureIndex | None = None,
     layers_path: str | None = None,
 ) -> SteeringHandle:
     """Add ``strength * direction`` to the residual stream at ``layer`` on every forward call.

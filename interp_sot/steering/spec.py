@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, SupportsFloat, cast
 
 import torch
 
@@ -25,11 +25,22 @@ from interp_sot.io import atomic_write_json, write_safetensors
 from interp_sot.steering.hook import SCOPES, SITES, Scope, Site, SteeringHandle, steer
 from interp_sot.steering.strength_units import STRENGTH_UNITS
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from interp_sot.protocols import CausalLM, SparseAutoencoder
+    from interp_sot.steering.hook import Strength
+
 SPEC_VERSION = 1
 SPEC_FILE = "steering.json"
 VECTOR_FILE = "steering.safetensors"
-SpecUnits = Literal["unit", "sae", "max_act", "resid", "raw"]
-SPEC_UNITS: tuple[str, ...] = (*STRENGTH_UNITS, "raw")
+SpecUnits = str
+"""A registered strength unit (:data:`interp_sot.steering.units.STRENGTH_UNITS`) or ``raw`` (a bare vector)."""
+
+
+def spec_units() -> tuple[str, ...]:
+    """The units a spec may name: every registered strength unit, and ``raw``."""
+    return (*STRENGTH_UNITS, "raw")
 """``strength_units`` units, plus ``raw``: the saved vector itself is what one unit of s adds (a custom direction)."""
 NORM_RTOL = 1e-4
 """Relative tolerance between a resolved direction's norm and the ``unit_norm`` the spec recorded."""
@@ -47,7 +58,8 @@ class DirectionSource:
     vector: str | None = None
     """A .safetensors/.pt/.npy file holding the direction per unit of s ([d_model]); relative to the spec's folder."""
     key: str | None = None
-    """Tensor name inside a .safetensors ``vector`` file holding several directions (None: ``direction`` or the only one)."""
+    """Tensor name inside a .safetensors ``vector`` file holding several directions (None: ``direction`` or the only
+    one)."""
     feature: int | None = None
     """SAE feature index (latent)."""
     sae_path: str | None = None
@@ -122,8 +134,8 @@ class SteeringSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "d_model" else 0):
                 raise _fail(f"{name} must be an integer >= {1 if name == 'd_model' else 0}, got {shorten(value)}")
-        if self.units not in SPEC_UNITS:
-            raise _fail(f"units must be one of {SPEC_UNITS}, got {shorten(self.units)}")
+        if self.units not in spec_units():
+            raise _fail(f"units must be one of {spec_units()}, got {shorten(self.units)}")
         if self.site not in SITES:
             raise _fail(f"site must be one of {SITES}, got {shorten(self.site)}")
         if self.scope not in SCOPES:
@@ -156,9 +168,11 @@ class SteeringSpec:
         return p if p.is_absolute() or self.base is None else self.base / p
 
 
-def check_strength(value: Any, what: str = "strength") -> float:
+def check_strength(value: object, what: str = "strength") -> float:
     """``value`` as a finite float, or an InterpSotError naming it (NaN and inf have no steering meaning)."""
     try:
+        if not isinstance(value, (str, SupportsFloat)):
+            raise TypeError(f"{type(value).__name__} is not a number")
         s = float(value)
     except (TypeError, ValueError) as err:
         raise InterpSotError(f"{what} {shorten(value)!r} is not a number") from err
@@ -167,7 +181,7 @@ def check_strength(value: Any, what: str = "strength") -> float:
     return s
 
 
-def spec_from_dict(data: Mapping[str, Any], base: Path | None = None) -> SteeringSpec:
+def spec_from_dict(data: Mapping[str, object], base: Path | None = None) -> SteeringSpec:
     """A spec from its JSON form; unknown or missing keys are named in the error."""
     if not isinstance(data, Mapping):
         raise _fail(f"expected a JSON object, got {type(data).__name__}")
@@ -184,7 +198,8 @@ def spec_from_dict(data: Mapping[str, Any], base: Path | None = None) -> Steerin
     missing = [k for k in ("model", "d_model", "layer") if k not in data]
     if missing:
         raise _fail(f"missing keys {missing}")
-    fields = {k: v for k, v in data.items() if k != "direction"}
+    # JSON values, checked by the dataclasses' __post_init__
+    fields: dict[str, Any] = {k: v for k, v in data.items() if k != "direction"}
     if not isinstance(fields.get("strengths", []), list):
         raise _fail(f"strengths must be a list of numbers, got {shorten(fields['strengths'])}")
     fields["strengths"] = tuple(fields.get("strengths", ()))
@@ -231,20 +246,22 @@ def read_spec(path: str | Path, feature: int | None = None) -> SteeringSpec:
     return spec
 
 
-def load_spec_sae(spec: SteeringSpec) -> Any:
+def load_spec_sae(spec: SteeringSpec) -> SparseAutoencoder:
     """The spec's SAE (sae-lens, float32 on the CPU); InterpSotError when the spec names none."""
     from interp_sot.features.sae import load_sae
 
     d = spec.direction
-    if d.sae_path is None and d.sae_release is None:
+    path = spec.resolve(d.sae_path)
+    source = path if path is not None else d.sae_release
+    if source is None:
         raise _fail("the direction names no SAE (sae_path, or sae_release + sae_id)")
     try:
-        return load_sae(spec.resolve(d.sae_path)) if d.sae_path is not None else load_sae(d.sae_release, d.sae_id)
+        return load_sae(source, None if path is not None else d.sae_id)
     except ValueError as err:
         raise _fail(f"cannot load its SAE: {err}") from err
 
 
-def spec_direction(spec: SteeringSpec, sae: Any = None) -> torch.Tensor:
+def spec_direction(spec: SteeringSpec, sae: SparseAutoencoder | None = None) -> torch.Tensor:
     """The vector one unit of s adds: [d_model] float32, checked against the spec's width and ``unit_norm``.
 
     ``sae``: an already loaded SAE for an SAE-sourced spec (else it is loaded from the spec).
@@ -297,7 +314,7 @@ def _load_vector(spec: SteeringSpec) -> torch.Tensor:
     return tensors[key].to(torch.float32)
 
 
-def check_width(spec: SteeringSpec, model: Any) -> None:
+def check_width(spec: SteeringSpec, model: CausalLM | nn.Module) -> None:
     """Refuse a model whose residual width differs from the spec's (InterpSotError naming both)."""
     from interp_sot.layers import residual_width
 
@@ -307,8 +324,8 @@ def check_width(spec: SteeringSpec, model: Any) -> None:
                              f"{spec.layer}) but the model has d_model {width}")
 
 
-def steer_from_spec(model: Any, spec: SteeringSpec, strength: Any, *, direction: torch.Tensor | None = None
-                    ) -> SteeringHandle:
+def steer_from_spec(model: CausalLM | nn.Module, spec: SteeringSpec, strength: Strength, *,
+                    direction: torch.Tensor | None = None) -> SteeringHandle:
     """``steer(...)`` as the spec says, at ``strength`` (a float, or [B] per batch row) in the spec's units.
 
     ``direction``: :func:`spec_direction` already resolved (saves re-reading the vector or SAE per call).
@@ -323,7 +340,7 @@ def steer_from_spec(model: Any, spec: SteeringSpec, strength: Any, *, direction:
         raise InterpSotError(f"steering spec ({shorten(spec.model)}, layer {spec.layer}): {err}") from err
 
 
-def _model_id(model: Any) -> tuple[str, str | None]:
+def _model_id(model: object) -> tuple[str, str | None]:
     """(model id, content hash) from a stage's ``inputs["model"]`` (``stages.identity.model_identity``) or a name."""
     if isinstance(model, str):
         return model, None
@@ -331,22 +348,23 @@ def _model_id(model: Any) -> tuple[str, str | None]:
         if "hub" in model:
             return str(model["hub"]), None
         if "name" in model:
-            return str(model["name"]), model.get("sha256")
+            sha = model.get("sha256")
+            return str(model["name"]), sha if isinstance(sha, str) else None
     return "unknown", None
 
 
 def write_run_spec(
     out: str | Path,
     *,
-    model: Any,
+    model: str | Mapping[str, object],
     layer: int,
-    directions: Mapping[Any, Any],
+    directions: Mapping[int | str, torch.Tensor],
     strengths: Sequence[float],
     site: str = "resid_post",
     scope: str = "all",
     layers_path: str | None = None,
-    units: Mapping[str, Any] | None = None,
-    sae: Any = None,
+    units: Mapping[str, object] | None = None,
+    sae: SparseAutoencoder | torch.Tensor | None = None,
 ) -> list[Path]:
     """Write ``steering.json`` and its vectors (``steering.safetensors``) into a run directory; returns both paths.
 
@@ -362,20 +380,20 @@ def write_run_spec(
     keys = {str(f): f"direction_{f}" for f in directions}
     tensors = {keys[str(f)]: torch.as_tensor(d).detach().to(torch.float32).reshape(-1).cpu()
                for f, d in directions.items()}
-    rows = {(int(r["feature"]) if str(r["feature"]).lstrip("-").isdigit() else r["feature"]): r
-            for r in (units or {}).get("rows", [])}
+    units = units or {}
+    rows = _unit_rows(units.get("rows", []))
     npid = getattr(getattr(getattr(sae, "cfg", None), "metadata", None), "neuronpedia_id", None)
     w_dec = decoder_matrix(sae) if sae is not None else None
     specs = []
     for f, vec in zip(directions, tensors.values(), strict=True):
         feature = int(f) if isinstance(f, int) or str(f).isdigit() else None
-        row = rows.get(feature if feature is not None else f, {})
+        row = rows.get(feature if feature is not None else str(f), {})
         dec_norm = float(w_dec[feature].detach().float().norm()) if w_dec is not None and feature is not None else None
         specs.append(SteeringSpec(
             model=name, model_sha256=sha, d_model=int(vec.shape[0]), layer=int(layer), site=cast(Site, site),
             scope=cast(Scope, scope),
-            layers_path=layers_path, units=(units or {}).get("units", "raw"), strengths=tuple(strengths),
-            residual_norm=(units or {}).get("residual_norm"), max_act=row.get("max_act"),
+            layers_path=layers_path, units=str(units.get("units", "raw")), strengths=tuple(strengths),
+            residual_norm=_number(units.get("residual_norm")), max_act=_number(row.get("max_act")),
             unit_norm=float(vec.norm()) if float(vec.norm()) > 0 else None,
             direction=DirectionSource(vector=VECTOR_FILE, key=keys[str(f)], feature=feature,
                                       neuronpedia_id=npid if isinstance(npid, str) else None, decoder_norm=dec_norm)))
@@ -384,3 +402,18 @@ def write_run_spec(
         "version": SPEC_VERSION, "specs": [s.to_dict() for s in specs]}
     atomic_write_json(out / SPEC_FILE, body)
     return [out / SPEC_FILE, out / VECTOR_FILE]
+
+
+def _number(value: object) -> float | None:
+    """A JSON number as a float (None when absent or not a number)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _unit_rows(rows: object) -> dict[int | str, Mapping[str, object]]:
+    """The rows of a ``strength_units`` record by feature (an int id, or the id as written for others)."""
+    out: dict[int | str, Mapping[str, object]] = {}
+    for r in rows if isinstance(rows, list) else []:
+        if isinstance(r, Mapping) and "feature" in r:
+            f = str(r["feature"])
+            out[int(f) if f.lstrip("-").isdigit() else f] = r
+    return out

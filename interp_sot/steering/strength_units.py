@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from interp_sot.steering.directions import decoder_matrix, feature_direction
+from interp_sot.steering.units import STRENGTH_UNITS, UnitContext, get_strength_unit
 
-StrengthUnits = Literal["unit", "sae", "max_act", "resid"]
-STRENGTH_UNITS: tuple[str, ...] = ("unit", "sae", "max_act", "resid")
+if TYPE_CHECKING:
+    from interp_sot.features.stats import FeatureStats
+    from interp_sot.protocols import SparseAutoencoder
+
+__all__ = ["STRENGTH_UNITS", "StrengthScale", "StrengthUnits", "added_vector", "feature_max_act", "strength_scale"]
+
+StrengthUnits = str
+"""The name of a registered strength unit (:data:`interp_sot.steering.units.STRENGTH_UNITS`)."""
 
 
 def _positive(value: float, what: str) -> float:
@@ -107,13 +114,13 @@ class StrengthScale:
 
 
 def strength_scale(
-    sae: Any,
+    sae: SparseAutoencoder | torch.Tensor,
     feature: int,
     units: StrengthUnits,
     *,
     residual_norm: float,
     max_act: float | None = None,
-    stats: Any = None,
+    stats: FeatureStats | None = None,
 ) -> StrengthScale:
     """The direction one unit of s adds for ``feature`` in ``units`` (see the module docstring).
 
@@ -123,48 +130,47 @@ def strength_scale(
             ``resid`` units and by every record's ratio.
         max_act / stats: for ``max_act`` units, the value itself or ``FeatureStats`` to read it from.
     """
-    if units not in STRENGTH_UNITS:
-        raise ValueError(f"units must be one of {STRENGTH_UNITS}, got {units!r}")
+    unit = get_strength_unit(units)
     r = _positive(residual_norm, "residual_norm")
     w = decoder_matrix(sae)
     if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < w.shape[0]:
         raise ValueError(f"feature index {feature!r} out of range: the SAE has features 0..{w.shape[0] - 1}")
-    if float(w[feature].detach().float().norm()) == 0:
+    row_norm = float(w[feature].detach().float().norm())
+    if row_norm == 0:
         raise ValueError(f"feature {feature} has an all-zero decoder row: it has no steering direction")
     fire: float | None = None
-    if units == "sae":
-        direction = feature_direction(sae, feature, "sae")
-    else:
-        direction = feature_direction(sae, feature, "unit")
-        if units == "resid":
-            direction = direction * r
-        elif units == "max_act":
-            if max_act is None and stats is None:
-                raise ValueError("'max_act' units need the feature's max activation: pass max_act= or stats=")
-            if max_act is not None:
-                fire = float(max_act)
-                if not math.isfinite(fire) or fire <= 0:
-                    raise ValueError(
-                        f"feature {feature} has max activation {max_act!r}: it never fired, so 'max_act' units "
-                        "are undefined for it"
-                    )
-            else:
-                fire = feature_max_act(stats, feature)
-            direction = direction * fire
+    if unit.needs_max_act:
+        if max_act is None and stats is None:
+            raise ValueError(f"'{units}' units need the feature's max activation: pass max_act= or stats=")
+        if max_act is not None:
+            fire = float(max_act)
+            if not math.isfinite(fire) or fire <= 0:
+                raise ValueError(
+                    f"feature {feature} has max activation {max_act!r}: it never fired, so '{units}' units "
+                    "are undefined for it"
+                )
+        else:
+            fire = feature_max_act(stats, feature)
+    factor = float(unit.factor(UnitContext(feature, row_norm, r, fire)))
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"strength units {units!r} give feature {feature} the factor {factor!r}; need a finite > 0")
+    direction = feature_direction(sae, feature, unit.base)
+    if factor != 1.0:
+        direction = direction * factor
     if not torch.isfinite(direction).all():
         raise ValueError(f"feature {feature}: the decoder row holds NaN or inf")
     return StrengthScale(feature, units, direction.to(torch.float32), r, fire)
 
 
 def added_vector(
-    sae: Any,
+    sae: SparseAutoencoder | torch.Tensor,
     feature: int,
     strength: float,
     units: StrengthUnits,
     *,
     residual_norm: float,
     max_act: float | None = None,
-    stats: Any = None,
+    stats: FeatureStats | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The vector steering ``feature`` at ``strength`` adds ([d_model] float32) and its record dict."""
     scale = strength_scale(sae, feature, units, residual_norm=residual_norm, max_act=max_act, stats=stats)

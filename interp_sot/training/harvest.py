@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from tqdm.auto import tqdm
 from interp_sot.activations import forward_to_layer
 from interp_sot.io import atomic_path, atomic_write_json
 from interp_sot.layers import resolve_layer
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import CausalLM, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class HarvestConfig:
             raise ValueError("batch_size and shard_windows must be >= 1")
 
 
-def token_windows(records: Iterable[Mapping[str, Any]], tokenizer: Any, seq_len: int,
+def token_windows(records: Iterable[Mapping[str, object]], tokenizer: Tokenizer, seq_len: int,
                   label_field: str = "conversational") -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping windows of each record's tokens: ``ids [n, seq_len]`` and their record's boolean label ``[n]``.
 
@@ -59,7 +62,7 @@ def token_windows(records: Iterable[Mapping[str, Any]], tokenizer: Any, seq_len:
     for i, record in enumerate(records):
         if "text" not in record:
             raise ValueError(f"corpus record {i} has no 'text' field")
-        texts.append(record["text"])
+        texts.append(str(record["text"]))
         flags.append(bool(record.get(label_field, False)))
     for start in range(0, len(texts), 64):
         encoded = tokenizer(texts[start:start + 64], add_special_tokens=False)["input_ids"]
@@ -94,12 +97,12 @@ def select_windows(labels: np.ndarray, n_windows: int, share: float | None, seed
     return rng.permutation(chosen)
 
 
-def _fingerprint(windows: np.ndarray, cfg: HarvestConfig, dtype: torch.dtype) -> dict[str, Any]:
+def _fingerprint(windows: np.ndarray, cfg: HarvestConfig, dtype: torch.dtype) -> dict[str, object]:
     return {"windows_sha256": hashlib.sha256(np.ascontiguousarray(windows).tobytes()).hexdigest(),
             "n_windows": int(windows.shape[0]), "model_dtype": str(dtype), **asdict(cfg)}
 
 
-def harvest(model: Any, windows: np.ndarray, out_dir: Path, cfg: HarvestConfig) -> list[Path]:
+def harvest(model: CausalLM, windows: np.ndarray, out_dir: Path, cfg: HarvestConfig) -> list[Path]:
     """Write shards ``out_dir/shard_XXXXX.safetensors`` (key ``acts``: ``[tokens, d_model]`` fp16); skip finished ones.
 
     ``windows``: ``[n, seq_len]`` token ids. The manifest pins the windows, layer and model dtype, so a

@@ -8,9 +8,12 @@ latents per token, and a latent dead when it fires on none of the held-out token
 from __future__ import annotations
 
 import copy
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import SparseAutoencoder
 
 
 class SAEQuality(NamedTuple):
@@ -24,14 +27,15 @@ class SAEQuality(NamedTuple):
 
 
 @torch.no_grad()
-def sae_quality(sae: Any, acts: torch.Tensor, batch_size: int = 4096) -> SAEQuality:
+def sae_quality(sae: SparseAutoencoder, acts: torch.Tensor, batch_size: int = 4096) -> SAEQuality:
     """Quality of ``sae`` (anything with ``encode``/``decode``) on ``acts: [tokens, d_in]``, computed in fp32."""
     if acts.ndim != 2 or acts.shape[0] < 2:
         raise ValueError(f"acts must be [tokens >= 2, d_in], got {list(acts.shape)}")
     if not torch.isfinite(acts).all():
         raise ValueError("acts contain NaN or inf")
     param = next(sae.parameters())
-    if param.device.type == "cpu" and param.dtype in (torch.float16, torch.bfloat16):
+    half = param.dtype in (torch.float16, torch.bfloat16)
+    if param.device.type == "cpu" and half and isinstance(sae, torch.nn.Module):
         # CPUs have no fast half-precision GEMM (minutes instead of seconds); fp16 -> fp32 weights are exact.
         sae = copy.deepcopy(sae).float()
     dtype = next(sae.parameters()).dtype

@@ -11,15 +11,21 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
 from interp_sot.io import atomic_write_json, replaced_dir
+
+if TYPE_CHECKING:  # sae-lens has no type information: these name the classes, mypy sees Any
+    from sae_lens.saes.topk_sae import TopKTrainingSAE
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    from interp_sot.protocols import SparseAutoencoder
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +83,13 @@ def shuffled_batches(acts: torch.Tensor, batch_size: int, seed: int, skip: int =
         epoch, start = epoch + 1, 0
 
 
-def _save(trainer: Any, folder: Path) -> None:
+def _save(trainer: SAETrainer, folder: Path) -> None:
     with replaced_dir(folder) as tmp:  # a kill mid-save keeps the previous checkpoint
         trainer.save_checkpoint(tmp.name, base_path=str(tmp.parent))
 
 
 def train_topk_sae(acts: torch.Tensor, cfg: SAETrainConfig, work_dir: Path,
-                   on_checkpoint: Callable[[Any, int], None] | None = None) -> Any:
+                   on_checkpoint: Callable[[SparseAutoencoder, int], None] | None = None) -> TopKTrainingSAE:
     """Train on ``acts: [tokens, d_in]`` (fp16 is fine); returns the trained sae-lens ``TopKTrainingSAE`` with the
     activation scaling folded into its weights, so it takes raw residuals. Resumes from ``work_dir/checkpoint``.
 
@@ -147,7 +153,7 @@ def train_topk_sae(acts: torch.Tensor, cfg: SAETrainConfig, work_dir: Path,
     return sae
 
 
-def export_fp16(sae: Any, out_dir: Path, metadata: dict[str, Any]) -> Path:
+def export_fp16(sae: TopKTrainingSAE, out_dir: Path, metadata: Mapping[str, object]) -> Path:
     """Write the inference SAE in sae-lens's folder format (``cfg.json`` + ``sae_weights.safetensors``), fp16."""
     from sae_lens import SAE
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from interp_sot.errors import InterpSotError
 from interp_sot.judging.prompts.template import PromptTemplate
 from interp_sot.judging.store import sha256_hex
 
@@ -45,34 +46,35 @@ def parse_prompt_text(text: str, base: PromptTemplate, source: str = "<text>") -
         system, user = "", text
     else:
         if parts[0].strip():
-            raise ValueError(f"prompt file {source}: text before the first [system]/[user] header")
+            raise InterpSotError(f"prompt file {source}: text before the first [system]/[user] header")
         sections: dict[str, str] = {}
         for name, body in zip(parts[1::2], parts[2::2], strict=True):
             if name in sections:
-                raise ValueError(f"prompt file {source}: the [{name}] section appears twice")
+                raise InterpSotError(f"prompt file {source}: the [{name}] section appears twice")
             sections[name] = body.strip("\n")
         if "user" not in sections:
-            raise ValueError(f"prompt file {source}: no [user] section")
+            raise InterpSotError(f"prompt file {source}: no [user] section")
         system, user = sections.get("system", ""), sections["user"]
     expected = ", ".join("{" + f + "}" for f in base.fields)
     found = set(_PLACEHOLDER.findall(user))
     missing = [f for f in base.fields if f not in found]
     if missing:
-        raise ValueError(
+        raise InterpSotError(
             f"prompt file {source} for {base.name!r} lacks the placeholder(s) "
             f"{', '.join('{' + f + '}' for f in missing)}; its user message must contain {expected}"
         )
     unknown = sorted(found - set(base.fields))
     if unknown:
-        raise ValueError(
+        raise InterpSotError(
             f"prompt file {source} for {base.name!r} uses unknown placeholder(s) "
             f"{', '.join('{' + f + '}' for f in unknown)}; the placeholders of {base.name!r} are {expected}"
         )
     in_system = sorted(set(_PLACEHOLDER.findall(system)) & set(base.fields))
     if in_system:
-        raise ValueError(f"prompt file {source}: placeholders belong in the [user] section, found {in_system} in [system]")
+        raise InterpSotError(f"prompt file {source}: placeholders belong in the [user] section, "
+                         f"found {in_system} in [system]")
     if not user.strip():
-        raise ValueError(f"prompt file {source}: the user message is empty")
+        raise InterpSotError(f"prompt file {source}: the user message is empty")
     return PromptTemplate(
         name=base.name,
         version="file-" + sha256_hex(text)[:12],
@@ -87,7 +89,7 @@ def load_prompt_file(path: str | Path, base: PromptTemplate) -> PromptTemplate:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read prompt file {path}: {err}") from err
+        raise InterpSotError(f"cannot read prompt file {path}: {err}") from err
     return parse_prompt_text(text, base, str(path))
 
 
@@ -101,10 +103,10 @@ def load_prompt_files(specs: Iterable[str], templates: Mapping[str, PromptTempla
         kind, sep, path = spec.partition("=")
         kind = kind.strip()
         if not sep or not kind or not path.strip():
-            raise ValueError(f"prompt file option {spec!r}: write KIND=PATH, KIND one of {sorted(templates)}")
+            raise InterpSotError(f"prompt file option {spec!r}: write KIND=PATH, KIND one of {sorted(templates)}")
         if kind not in templates:
-            raise ValueError(f"unknown prompt kind {kind!r}; known: {sorted(templates)}")
+            raise InterpSotError(f"unknown prompt kind {kind!r}; known: {sorted(templates)}")
         if kind in out:
-            raise ValueError(f"prompt kind {kind!r} given twice")
+            raise InterpSotError(f"prompt kind {kind!r} given twice")
         out[kind] = load_prompt_file(path.strip(), templates[kind])
     return out

@@ -60,7 +60,7 @@ EXACT_FLOAT_INTS = 2**53
 """Integral floats up to this magnitude are exact; beyond it a float has already lost digits."""
 
 
-def _as_int(value: Any, what: str) -> int:
+def _as_int(value: object, what: str) -> int:
     """``value`` as an exact integer (see the module docstring); InterpSotError naming ``what`` otherwise."""
     if isinstance(value, bool):
         raise InterpSotError(f"{what} is a boolean")
@@ -90,28 +90,29 @@ def _as_int(value: Any, what: str) -> int:
     raise InterpSotError(f"{what} = {shorten(repr(value))} is not a number")
 
 
-def _target(value: Any, what: str) -> int:
+def _target(value: object, what: str) -> int:
     target = _as_int(value, what)
     if target < 0:
         raise InterpSotError(f"{what} = {target} is negative: Countdown targets are >= 0 (see the loader's docstring)")
     return target
 
 
-def _as_nums(value: Any, what: str) -> tuple[int, ...]:
+def _as_nums(value: object, what: str) -> tuple[int, ...]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as err:
             raise InterpSotError(f"{what} = {shorten(repr(value))} is not a JSON list of numbers") from err
-    if hasattr(value, "tolist"):  # numpy / pyarrow arrays from parquet
-        value = value.tolist()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):  # numpy / pyarrow arrays from parquet
+        value = tolist()
     if not isinstance(value, (list, tuple)):
         raise InterpSotError(f"{what} must be a list of numbers, got {type(value).__name__}")
     return tuple(_as_int(v, f"{what}[{j}]") for j, v in enumerate(value))
 
 
 def problems_from_records(
-    records: Iterable[Mapping[str, Any]], *, source: str, id_prefix: str, first_row: int = 0
+    records: Iterable[Mapping[str, object]], *, source: str, id_prefix: str, first_row: int = 0
 ) -> list[CountdownProblem]:
     """Validate TinyZero-style records; errors name the source and the record's row (``first_row`` + index)."""
     out: list[CountdownProblem] = []

@@ -10,7 +10,7 @@ set's exact target distribution is not specified.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -53,8 +53,13 @@ class CountdownProblem:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CountdownProblem:
-        return cls(str(d["problem_id"]), tuple(int(n) for n in d["nums"]), int(d["target"]), d.get("solution"))
+    def from_dict(cls, d: Mapping[str, object]) -> CountdownProblem:
+        """The problem :meth:`to_dict` wrote (ValueError when a field is not what it writes)."""
+        nums, target, solution = d["nums"], d["target"], d.get("solution")
+        if not isinstance(nums, (list, tuple)) or isinstance(target, bool) or not isinstance(target, (int, float, str)):
+            raise ValueError(f"not a Countdown problem record: nums={nums!r}, target={target!r}")
+        return cls(str(d["problem_id"]), tuple(int(n) for n in nums), int(target),
+                   solution if isinstance(solution, str) else None)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
+from interp_sot.protocols import render_chat
 from interp_sot.tasks.countdown.problems import CountdownProblem
+
+if TYPE_CHECKING:
+    from interp_sot.protocols import Tokenizer
 
 PromptStyle = Literal["tinyzero", "chat", "fewshot"]
 PROMPT_STYLES: tuple[PromptStyle, ...] = ("tinyzero", "chat", "fewshot")
@@ -72,7 +76,8 @@ def shot_thoughts(problem: CountdownProblem) -> tuple[str, str]:
     wording that also said "not T" after each miss drew the model into writing the value, not the expression, as
     its answer (0% accuracy)."""
     if len(problem.nums) != 2:
-        raise ValueError(f"shot {problem.problem_id}: the thoughts pattern covers two numbers, got {list(problem.nums)}")
+        raise ValueError(f"shot {problem.problem_id}: the thoughts pattern covers two numbers, "
+                         f"got {list(problem.nums)}")
     a, b = problem.nums
     hi, lo = max(a, b), min(a, b)
     candidates = [(f"{a} + {b}", Fraction(a + b)), (f"{a} * {b}", Fraction(a * b)), (f"{hi} - {lo}", Fraction(hi - lo))]
@@ -106,7 +111,7 @@ def fewshot_prompt(
 
 
 def chat_prompt(
-    problem: CountdownProblem, tokenizer: Any, *, system: str | None = None, assistant_prefix: str = "",
+    problem: CountdownProblem, tokenizer: Tokenizer, *, system: str | None = None, assistant_prefix: str = "",
     question_template: str | None = None,
 ) -> str:
     """The user turn rendered with the tokenizer's chat template, generation prompt appended.
@@ -121,8 +126,7 @@ def chat_prompt(
         )
     messages = [] if system is None else [{"role": "system", "content": system}]
     messages.append({"role": "user", "content": user_message(problem, question_template)})
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return text + assistant_prefix
+    return render_chat(tokenizer, messages) + assistant_prefix
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ def as_prompt_spec(style: PromptStyle | PromptSpec) -> PromptSpec:
 def build_prompt(
     problem: CountdownProblem,
     style: PromptStyle | PromptSpec = "tinyzero",
-    tokenizer: Any = None,
+    tokenizer: Tokenizer | None = None,
     *,
     shots: Sequence[CountdownProblem] = (),
     question_template: str | None = None,
