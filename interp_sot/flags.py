@@ -202,10 +202,13 @@ def _field_default(f: dataclasses.Field[object]) -> object:
 
 
 def _list_parser(shape: FlagType, flag: str) -> Callable[[str], tuple[object, ...]]:
-    def parse(text: str) -> tuple[object, ...]:
-        values = parse_list(text, shape.base, flag)
+    def parse(text: str) -> tuple[object, ...]:  # argparse shows an ArgumentTypeError's message as it is
+        try:
+            values = parse_list(text, shape.base, flag)
+        except FlagError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{flag}: ")) from err
         if shape.choices is not None and any(v not in shape.choices for v in values):
-            raise FlagError(f"{flag}: each value must be one of {', '.join(map(str, shape.choices))}")
+            raise argparse.ArgumentTypeError(f"each value must be one of {', '.join(map(str, shape.choices))}")
         return values
 
     return parse

@@ -116,3 +116,18 @@ def test_commands_carry_every_config_field(command: str, config: str, skip: tupl
     missing = [f.name for f in dataclasses.fields(cls)
                if f.name not in skip and renamed.get(f.name, f.name) not in dests]
     assert not missing, f"{command} lacks flags for {name} fields {missing}"
+
+
+def test_flag_errors_are_one_line_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad derived flag is refused by the parser, in the one-line form of every other error."""
+    from interp_sot.cli import main
+
+    for argv, needle in ((["dose", "--layer", "1", "--feature", "1", "--ratios=0,0.1,0.1", "--out", "x"],
+                          "argument --ratios: values are listed twice"),
+                         (["demo", "--dose-ratios=0,nan"], "argument --dose-ratios: values must be finite"),
+                         (["controls", "--layer", "1", "--mode", "sideways", "--out", "x"], "argument --mode")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and needle in err
+        assert err.count("\n") == 1 and err.startswith(f"interp-sot {argv[0]}: error: ")

@@ -9,6 +9,7 @@ runs/screen``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from interp_sot.errors import FlagError
@@ -31,6 +32,8 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """The run directory (finished, with records), the measures folder (free, same identity) and the SAE flags are
     checked before the SAE or the model loads."""
+    if not Path(args.run_dir).expanduser().is_dir():  # before torch loads (stages.measure checks it fully)
+        raise FileNotFoundError(f"{args.run_dir}: no such run directory (measure a finished steer or controls run)")
     from interp_sot.cli.common import bad_input, load_run_model, measure_inputs
     from interp_sot.experiments.coherence import CoherenceConfig
     from interp_sot.stages.measure import MeasureConfig, check_measure, measure_stage

@@ -120,11 +120,6 @@ def run(args: argparse.Namespace) -> int:
     """Flags, input paths, the output folder and the run's identity are all checked before the SAE or the model
     loads; ``stage.json`` is written once every check passed (the SAE directions, known only with the model's
     residual norm, are compared then)."""
-    from interp_sot.experiments.sharding import join_torchrun
-    from interp_sot.stages.identity import model_identity
-    from interp_sot.stages.rundir import check_identity
-    from interp_sot.stages.steer import STAGE, steer_features, steer_identity, steer_stage
-
     spec, spec_directions = _apply_spec(args) if args.spec else (None, None)
     if args.layer is None:
         raise FlagError("--layer is required (or --spec, which gives it)")
@@ -141,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
     problems = load_problems(args)
     check_dose(args, problems, strengths)  # tuned on other problems, and inside the coherent range it measured
     directions = {} if features else spec_directions if spec_directions is not None else _direction_file(args)
+    from interp_sot.experiments.sharding import join_torchrun  # torch loads from here on, after the flag checks
+    from interp_sot.stages.identity import model_identity
+    from interp_sot.stages.rundir import check_identity
+    from interp_sot.stages.steer import STAGE, steer_features, steer_identity, steer_stage
+
     inputs = {"model": model_identity(args.model)}
     check_prompt_context(args, problems)  # config.json and the tokenizer only
     if plan_generation_run(args, len(problems) * max(len(features), 1) * len(strengths), problems):
