@@ -13,13 +13,13 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 from interp_sot.errors import FlagError, InterpSotError, shorten
 from interp_sot.experiments.settings import GenerationSettings, SweepConfig
 from interp_sot.flags import UNSET, add_flags, flag_values, from_flags, parse_floats
 from interp_sot.stages.planning import PlanOptions, model_shape
-from interp_sot.stages.sources import Dtype, ModelSource, ProblemSource, SaeSource, model_not_found
+from interp_sot.stages.sources import ModelSource, ProblemSource, SaeSource, model_not_found
 from interp_sot.steering.units import STRENGTH_UNITS, get_strength_unit, units_help
 from interp_sot.tasks.countdown.presets import PRESETS
 
@@ -35,9 +35,7 @@ if TYPE_CHECKING:
     from interp_sot.tasks.countdown.problems import CountdownProblem
     from interp_sot.tasks.countdown.prompts import PromptSpec
 
-__all__ = ["DTYPES", "model_not_found", "model_shape", "parse_floats"]
-
-DTYPES: tuple[str, ...] = get_args(Dtype)
+__all__ = ["model_not_found", "model_shape", "parse_floats"]
 
 STEERING_FIELDS = ("layer", "site", "scope", "layers_path")
 """``SweepConfig`` fields set in the "model and directions" group (the rest are prompting and batching)."""
@@ -57,9 +55,10 @@ def bad_input(what: str) -> Iterator[None]:
         raise InterpSotError(f"{what}: {err}" if what else str(err)) from err
 
 
-def parse_strengths(args: argparse.Namespace, flag: str = "--strengths") -> list[float]:
+def parse_strengths(args: argparse.Namespace, flag: str = "--strengths", dose: DoseResult | None = None) -> list[float]:
     """``--strengths`` as numbers, or ``auto:N``: N strengths (0 included) over the coherent range that a finished
-    ``interp-sot dose`` run (``--dose DIR``) measured; ``--units`` defaults to that run's units."""
+    ``interp-sot dose`` run (``--dose DIR``; ``dose``: that run, when the caller read it already) measured;
+    ``--units`` defaults to that run's units."""
     text = str(args.strengths).strip()
     if not text.startswith("auto:"):
         return parse_floats(text, flag)
@@ -67,12 +66,12 @@ def parse_strengths(args: argparse.Namespace, flag: str = "--strengths") -> list
         n = int(text.removeprefix("auto:"))
     except ValueError as err:
         raise FlagError(f"{flag}: 'auto:N' needs an integer N, got {text!r}") from err
-    if not getattr(args, "dose", None):
+    dose = dose if dose is not None else read_dose_flag(args)
+    if dose is None:
         raise FlagError(f"{flag} {text} needs --dose DIR (a finished `interp-sot dose` run of the feature)")
-    from interp_sot.stages.dose import dose_strengths, read_dose
+    from interp_sot.stages.dose import dose_strengths
 
     with bad_input(f"--dose {shorten(args.dose)}"):
-        dose = read_dose(args.dose)
         if args.units is None:
             args.units = dose.units
         features = [x for x in str(getattr(args, "features", "") or "").split(",") if x.strip()]
@@ -89,10 +88,11 @@ def read_dose_flag(args: argparse.Namespace) -> DoseResult | None:
         return read_dose(args.dose)
 
 
-def check_dose(args: argparse.Namespace, problems: list[CountdownProblem], strengths: list[float]) -> None:
-    """With ``--dose DIR``, before anything loads: refuse evaluation problems the dose run was tuned on (same id or
-    same task), and strengths outside the coherent range it measured (the steer stage checks both again)."""
-    dose = read_dose_flag(args)
+def check_dose(args: argparse.Namespace, dose: DoseResult | None, problems: list[CountdownProblem],
+               strengths: list[float]) -> None:
+    """With ``--dose DIR`` (``dose``: that run), before anything loads: refuse evaluation problems the dose run was
+    tuned on (same id or same task), and strengths outside the coherent range it measured (the steer stage checks
+    both again)."""
     if dose is None:
         return
     from interp_sot.experiments.dose import check_held_out, check_in_range
@@ -137,13 +137,14 @@ def load_feature_stats(args: argparse.Namespace, units: str) -> FeatureStats | N
         return FeatureStats.load(Path(args.stats))
 
 
-def check_features(args: argparse.Namespace, sae: SparseAutoencoder | torch.Tensor, features: list[int],
-                   units: str) -> None:
-    """Refuse a feature the SAE lacks right after the SAE loads, before the model does."""
+def check_features(sae: SparseAutoencoder | torch.Tensor, features: list[int], units: str,
+                   stats: FeatureStats | None) -> None:
+    """Refuse a feature the SAE lacks right after the SAE loads, before the model does (``stats``: what
+    :func:`load_feature_stats` read, for units that need max activations)."""
     from interp_sot.stages.strengths import check_features as check
 
     with bad_input("--features"):
-        check(sae, features, units, load_feature_stats(args, units))
+        check(sae, features, units, stats)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -131,10 +131,11 @@ def run(args: argparse.Namespace) -> int:
         check_identity(args.out, STAGE, controls_identity(controls, problems, {}, sweep, config, coding), inputs,
                        pending=("config.directions",))
     sae = load_decoder(args)
-    check_features(args, sae, sorted({int(c.feature) for c in controls}), units)
+    stats = load_feature_stats(args, units)
+    check_features(sae, sorted({int(c.feature) for c in controls}), units, stats)
     model, tokenizer = load_run_model(args)
     result = steer_controls(model, tokenizer, sae, controls, problems, sweep, config, args.out, units=units,
-                            stats=load_feature_stats(args, units), coding=coding, inputs=inputs)
+                            stats=stats, coding=coding, inputs=inputs)
     if not shard.is_main:  # rank 0 merged the records and writes the report
         return 0
     measure_and_report(args, model, tokenizer, sae, result)

@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
     check_texts_fit(prompts, tokenizer, context_length(model_config), config.max_new_tokens, config.add_special_tokens)
     inputs = {"model": model_identity(args.model)}
     check_identity(args.out, STAGE, dose_identity(config, args.feature, units, prompts, problems), inputs)
-    sae = load_decoder(args)
-    check_features(args, sae, [args.feature], units)  # a bad feature fails before the model loads
+    sae, stats = load_decoder(args), load_feature_stats(args, units)
+    check_features(sae, [args.feature], units, stats)  # a bad feature fails before the model loads
     model, tokenizer = load_run_model(args)
-    result = dose_stage(model, tokenizer, sae, args.feature, prompts, config, args.out, units=units,
-                        stats=load_feature_stats(args, units), inputs=inputs, problems=problems)
+    result = dose_stage(model, tokenizer, sae, args.feature, prompts, config, args.out, units=units, stats=stats,
+                        inputs=inputs, problems=problems)
     print(f"feature {result.feature}: coherent strengths [{result.negative:.4g}, {result.positive:.4g}] {units} "
           f"= [-{result.negative_ratio:.3f}, +{result.positive_ratio:.3f}] of the median residual norm "
           f"{result.residual_norm:.1f} (tolerance {result.tolerance:g} nats/token, {result.n_prompts} prompts)")

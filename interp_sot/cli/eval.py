@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 
-from interp_sot.cli.common import DTYPES, bad_input, parse_strengths
+from interp_sot.cli.common import bad_input, parse_strengths
 from interp_sot.errors import FlagError
+from interp_sot.flags import add_flags
+from interp_sot.stages.sources import ModelSource
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,9 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--limit", type=int, default=None, help="documents per task (the first N)")
     p.add_argument("--batch-size", type=int, default=None, help="lm-eval batch size (default: the eval stage's)")
     p.add_argument("--num-fewshot", type=int, default=None, help="few-shot examples (default: each task's own)")
-    p.add_argument("--model", default=None, help="the model to load (default: the spec's model)")
-    p.add_argument("--dtype", choices=DTYPES, default="auto")
-    p.add_argument("--device", default=None, help="e.g. cuda, cpu (default: where the model loads)")
+    add_flags(p, ModelSource, defaults={"model": None}, help={"model": "None: the spec's model."})
     p.add_argument("--out", required=True, help="run directory (rerun the same command to resume)")
     p.set_defaults(run=run)
 

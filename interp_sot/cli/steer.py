@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if args.strengths is None:
         args.strengths = DEFAULT_STRENGTHS
     features = _features(args)
-    strengths = parse_strengths(args)
+    dose = read_dose_flag(args)
+    strengths = parse_strengths(args, dose=dose)
     config = sweep_config(args)
     coding = coding_config(args)
     units = units_of(args, "unit")
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         check_sae_flags(args)
         check_stats_flag(args, units)
     problems = load_problems(args)
-    check_dose(args, problems, strengths)  # tuned on other problems, and inside the coherent range it measured
+    check_dose(args, dose, problems, strengths)  # tuned on other problems, and inside the coherent range it measured
     directions = {} if features else spec_directions if spec_directions is not None else _direction_file(args)
     from interp_sot.experiments.sharding import join_torchrun  # torch loads from here on, after the flag checks
     from interp_sot.stages.identity import model_identity
@@ -151,12 +152,11 @@ def run(args: argparse.Namespace) -> int:
                        pending=("config.directions",) if features else ())
     sae: Any = None
     if features:  # SAE features: directions in --units, judged against this model's residual norm
-        sae = load_decoder(args)
-        check_features(args, sae, features, units)
+        sae, stats = load_decoder(args), load_feature_stats(args, units)
+        check_features(sae, features, units, stats)
         model, tokenizer = load_run_model(args)
         result = steer_features(model, tokenizer, sae, problems, features, strengths, config, args.out, units=units,
-                                stats=load_feature_stats(args, units), dose=read_dose_flag(args), coding=coding,
-                                inputs=inputs)
+                                stats=stats, dose=dose, coding=coding, inputs=inputs)
     else:
         model, tokenizer = load_run_model(args)
         if spec is not None:

@@ -261,16 +261,20 @@ def check_held_out(dose: DoseResult, evaluation: Sequence[CountdownProblem]) -> 
     check_disjoint(evaluation, tuned, "dose problems")
 
 
-def check_in_range(dose: DoseResult, strengths: Sequence[float], units: str | None = None,
-                   feature: int | None = None) -> None:
-    """Refuse strengths outside the coherent range ``dose`` measured (there the model writes broken text, so no
-    effect can be read off it), a dose run of other units (strengths in other units cannot be compared) or of
-    another feature."""
+def check_dose_matches(dose: DoseResult, units: str | None = None, feature: int | None = None) -> None:
+    """Refuse a dose run of other units (strengths in other units cannot be compared) or of another feature."""
     if units is not None and units != dose.units:
         raise ValueError(f"the dose run measured strengths in {dose.units!r} units, but this run steers in "
                          f"{units!r}: use --units {dose.units} or rerun the dose stage")
     if feature is not None and int(feature) != dose.feature:
         raise ValueError(f"the dose run is for feature {dose.feature}, not {feature}")
+
+
+def check_in_range(dose: DoseResult, strengths: Sequence[float], units: str | None = None,
+                   feature: int | None = None) -> None:
+    """Refuse strengths outside the coherent range ``dose`` measured (there the model writes broken text, so no
+    effect can be read off it), and a dose run that does not match (:func:`check_dose_matches`)."""
+    check_dose_matches(dose, units, feature)
     outside = [s for s in strengths if not dose.negative - 1e-9 <= s <= dose.positive + 1e-9]
     if outside:
         raise ValueError(f"strengths {outside} lie outside the coherent range [{dose.negative:g}, {dose.positive:g}] "

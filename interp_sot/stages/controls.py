@@ -36,7 +36,7 @@ from interp_sot.stages.steer import (
     save_problems,
     steering_identity,
 )
-from interp_sot.stages.strengths import run_prompts, sae_directions
+from interp_sot.stages.strengths import sae_directions
 from interp_sot.steering.strength_units import StrengthUnits
 from interp_sot.tasks.countdown.problems import CountdownProblem
 
@@ -76,9 +76,8 @@ def steer_controls(model: CausalLM, tokenizer: Tokenizer, sae: SparseAutoencoder
     per_feature: dict[int, list[float]] = {}
     for c in controls:
         per_feature.setdefault(int(c.feature), []).append(c.strength)
-    prompts = run_prompts(problems, sweep.prompt_spec, tokenizer) if residual is None else ()
-    built = sae_directions(sae, list(per_feature), units or control_units(config), per_feature, residual=residual,
-                           model=model, tokenizer=tokenizer, prompts=prompts, layer=sweep.layer, stats=stats)
+    built = sae_directions(model, tokenizer, sae, problems, sweep, list(per_feature), units or control_units(config),
+                           per_feature, residual=residual, stats=stats)
     return controls_stage(model, tokenizer, controls, problems, built.directions, sweep, config, out,
                           strength_units=built.record, **options)
 

@@ -22,8 +22,8 @@ from interp_sot.experiments.dose import (
     DoseConfig,
     DoseResult,
     auto_strengths,
+    check_dose_matches,
     check_held_out,
-    check_in_range,
     find_dose,
 )
 from interp_sot.stages.rundir import begin_stage, finish_stage, is_complete, require_complete
@@ -74,7 +74,7 @@ def dose_strengths(dose: DoseResult, n: int, units: str | None = None, feature: 
                    evaluation: Sequence[CountdownProblem] | None = None) -> list[float]:
     """``n`` strengths (0 included) over the coherent range, refusing a dose run of other units or feature, and
     (given the ``evaluation`` problems) one tuned on any of them."""
-    check_in_range(dose, [], units, feature)
+    check_dose_matches(dose, units, feature)
     if evaluation is not None:
         check_held_out(dose, evaluation)
     return auto_strengths(dose, n)

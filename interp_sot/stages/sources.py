@@ -118,18 +118,18 @@ class SaeSource:
 
     def load(self, layer: int) -> SparseAutoencoder | Tensor:
         """The SAE (its config checked against ``layer``), or W_dec [d_sae, d_model] for ``decoder``."""
+        if not self.decoder:
+            return self.load_sae(layer)
         self.check()
-        if self.decoder:
-            from interp_sot.steering.directions import load_direction
+        from interp_sot.steering.directions import load_direction
 
-            try:
-                w = load_direction(self.decoder)
-            except ValueError as err:
-                raise InterpSotError(f"--decoder {shorten(self.decoder)}: {err}") from err
-            if w.ndim != 2:
-                raise FlagError(f"--decoder {self.decoder}: expected [d_sae, d_model], got shape {tuple(w.shape)}")
-            return w
-        return self.load_sae(layer)
+        try:
+            w = load_direction(self.decoder)
+        except ValueError as err:
+            raise InterpSotError(f"--decoder {shorten(self.decoder)}: {err}") from err
+        if w.ndim != 2:
+            raise FlagError(f"--decoder {self.decoder}: expected [d_sae, d_model], got shape {tuple(w.shape)}")
+        return w
 
     def load_sae(self, layer: int) -> SparseAutoencoder:
         """The SAE itself (what re-encodes traces): a bare ``decoder`` matrix has no encoder and is refused."""

@@ -31,7 +31,7 @@ from interp_sot.judging.registry import can_code_behaviours
 from interp_sot.stages.bounds import check_prompts_fit, context_length
 from interp_sot.stages.identity import object_inputs
 from interp_sot.stages.rundir import begin_stage, finish_stage
-from interp_sot.stages.strengths import run_prompts, sae_directions, units_summary, write_units
+from interp_sot.stages.strengths import sae_directions, units_summary, write_units
 from interp_sot.steering.directions import save_direction
 from interp_sot.steering.spec import write_run_spec
 from interp_sot.steering.strength_units import StrengthUnits
@@ -212,9 +212,8 @@ def steer_features(model: CausalLM, tokenizer: Tokenizer, sae: SparseAutoencoder
     if dose is not None:
         check_in_range(dose, strengths, units, feature=features[0] if len(features) == 1 else None)
         check_held_out(dose, problems)
-    prompts = run_prompts(problems, config.prompt_spec, tokenizer) if residual is None else ()
-    picked = sae_directions(sae, features, units, strengths, residual=residual, model=model, tokenizer=tokenizer,
-                            prompts=prompts, layer=config.layer, stats=stats)
+    picked = sae_directions(model, tokenizer, sae, problems, config, features, units, strengths, residual=residual,
+                            stats=stats)
     return steer_stage(model, tokenizer, problems, picked.directions, strengths, config, out,
                        strength_units=picked.record, **options)
 

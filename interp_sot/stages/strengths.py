@@ -22,8 +22,10 @@ from interp_sot.steering.units import get_strength_unit
 from interp_sot.tasks.countdown.prompts import PromptSpec, PromptStyle
 
 if TYPE_CHECKING:
+    from interp_sot.experiments.settings import SweepConfig
     from interp_sot.features.stats import FeatureStats
     from interp_sot.protocols import CausalLM, SparseAutoencoder, Tokenizer
+    from interp_sot.tasks.countdown.problems import CountdownProblem
 
 UNITS_FILE = "strength_units.json"
 N_NORM_PROMPTS = 16
@@ -78,18 +80,17 @@ class SteeringDirections(NamedTuple):
     """``units_record``: what the run keeps as ``strength_units.json``."""
 
 
-def sae_directions(sae: SparseAutoencoder | torch.Tensor, features: Sequence[int], units: StrengthUnits,
-                   strengths: Mapping[int, Sequence[float]] | Sequence[float], *, residual: float | None = None,
-                   model: CausalLM | None = None, tokenizer: Tokenizer | None = None, prompts: Sequence[str] = (),
-                   layer: int | None = None, stats: FeatureStats | None = None) -> SteeringDirections:
-    """The glue every steering caller needs between "feature ids in these units" and the sweep: each feature's
+def sae_directions(model: CausalLM, tokenizer: Tokenizer, sae: SparseAutoencoder | torch.Tensor,
+                   problems: Sequence[CountdownProblem], sweep: SweepConfig, features: Sequence[int],
+                   units: StrengthUnits, strengths: Mapping[int, Sequence[float]] | Sequence[float], *,
+                   residual: float | None = None, stats: FeatureStats | None = None) -> SteeringDirections:
+    """The glue every steering stage needs between "feature ids in these units" and the sweep: each feature's
     direction per unit of s, its ``StrengthScale`` and the units record of ``strengths``. ``residual``: the median
-    residual norm the strengths are judged against; None measures it with ``model`` at ``layer`` on ``prompts``
-    (the run's first prompts, ``run_prompts``)."""
+    residual norm the strengths are judged against; None measures it at ``sweep.layer`` on the run's first prompts
+    (:func:`run_prompts` of ``problems`` with the sweep's prompt)."""
     if residual is None:
-        if model is None or tokenizer is None or layer is None or not prompts:
-            raise ValueError("sae_directions needs residual= or model, tokenizer, prompts and layer to measure it")
-        residual = residual_norm(model, tokenizer, prompts, layer)
+        prompts = run_prompts(problems, sweep.prompt_spec, tokenizer)
+        residual = residual_norm(model, tokenizer, prompts, sweep.layer)
     scales = feature_scales(sae, features, units, residual=residual, stats=stats)
     return SteeringDirections(directions_of(scales), scales, units_record(scales, strengths))
 
