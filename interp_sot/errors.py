@@ -7,6 +7,9 @@ and tests written against the older ``ValueError`` contract keep working.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 MAX_VALUE_CHARS = 200
 """Values quoted in an error message are cut to this many characters (a 1 MB target must not flood stderr)."""
 
@@ -39,3 +42,16 @@ class FlagError(InterpSotError, SystemExit):
 def one_line(message: str, limit: int = 2000) -> str:
     """``message`` on one line, cut to ``limit`` characters (a last guard; values should be cut where quoted)."""
     return shorten(" ".join(str(message).split()), limit)
+
+
+@contextlib.contextmanager
+def bad_input(what: str) -> Iterator[None]:
+    """Turn a ``ValueError`` raised while reading what the user named (a flag's file, a config built from flags)
+    into an :class:`InterpSotError` prefixed by ``what``: there it can only mean bad input. Used around input
+    reading alone, never around the work itself, where a ``ValueError`` is a bug and keeps its traceback."""
+    try:
+        yield
+    except InterpSotError:
+        raise
+    except ValueError as err:
+        raise InterpSotError(f"{what}: {err}" if what else str(err)) from err

@@ -147,14 +147,17 @@ def add_flags(parser: Parser, cls: type, *, exclude: Collection[str] = (), only:
               defaults: Mapping[str, object] | None = None, help: Mapping[str, str] | None = None,
               aliases: Mapping[str, Collection[str]] | None = None,
               choices: Mapping[str, Collection[object]] | None = None,
-              rename: Mapping[str, str] | None = None) -> list[str]:
+              rename: Mapping[str, str] | None = None, repeat: Collection[str] = (),
+              metavar: Mapping[str, str] | None = None) -> list[str]:
     """Add one flag per field of the dataclass ``cls`` (in field order) and return the fields added.
 
     ``defaults``: a command's own default for a field (``UNSET``: required); ``help``: text appended to the
     field's docstring (e.g. what a None default means on this command); ``aliases``: extra flag names;
     ``choices``: the allowed values of a ``str`` field whose values live in a registry (task presets);
     ``rename``: field -> the name its flag and ``args`` attribute take where two configs of one command share a
-    field name (pass the same map to :func:`from_flags`). Raises
+    field name (pass the same map to :func:`from_flags`); ``repeat``: tuple fields whose flag may be given several
+times, each adding its values (``--prompt-file A=x --prompt-file B=y``), where others keep the last;
+``metavar``: what ``--help`` shows for a field's value. Raises
     TypeError for a field no flag can carry that is neither excluded nor left out by ``only`` (a programming error:
     the config grew a field the command line cannot set)."""
     defaults, help, aliases = dict(defaults or {}), dict(help or {}), dict(aliases or {})
@@ -184,10 +187,14 @@ def add_flags(parser: Parser, cls: type, *, exclude: Collection[str] = (), only:
         elif shape.many:
             kwargs["type"] = _list_parser(shape, names[0])
             kwargs["metavar"] = "A,B,..."
+            if f.name in repeat:
+                kwargs.update(action="extend", default=list(typing.cast(tuple[object, ...], default)))
         else:
             kwargs["type"] = shape.base
             if shape.choices is not None:
                 kwargs["choices"] = shape.choices
+        if f.name in (metavar or {}):
+            kwargs["metavar"] = (metavar or {})[f.name]
         parser.add_argument(*names, help=text.replace("%", "%%"), **kwargs)
         added.append(f.name)
     return added
@@ -218,7 +225,8 @@ def flag_values(cls: type, args: argparse.Namespace, *, exclude: Collection[str]
                 rename: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The fields of ``cls`` the parsed ``args`` carry (those :func:`add_flags` added), by field name."""
     dest = {f.name: (rename or {}).get(f.name, f.name) for f in dataclasses.fields(cls) if f.init}
-    return {name: getattr(args, d) for name, d in dest.items() if name not in exclude and hasattr(args, d)}
+    values = {name: getattr(args, d) for name, d in dest.items() if name not in exclude and hasattr(args, d)}
+    return {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}  # repeated flags
 
 
 def from_flags(cls: type[T], args: argparse.Namespace, *, exclude: Collection[str] = (),

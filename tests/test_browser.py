@@ -173,6 +173,60 @@ def test_cli_help_does_not_import_torch():
     import subprocess
 
     code = ("import sys; from interp_sot.cli import main\ntry: main(['browse', '--help'])\nexcept SystemExit: pass\n"
-            "print('torch' in sys.modules)")
+            "print(sorted(m for m in ('torch', 'pandas', 'interp_sot.browser.data') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().endswith("False")
+    assert "interp-sot browse: a static HTML feature browser" in out.replace("`", "")  # the module docstring
+    assert out.strip().endswith("[]")
+
+
+def test_cli_flags_build_the_request():
+    from interp_sot.browser import BrowseRequest
+    from interp_sot.cli import build_parser
+    from interp_sot.cli.browse import run
+    from interp_sot.flags import from_flags
+
+    parser = build_parser()
+    args = parser.parse_args(["browse", "--stats", "s", "--sweep", "a", "--sweep", "b,c", "--window", "3", "1",
+                              "--out", "o", "--n-tokens", "7"])
+    request = from_flags(BrowseRequest, args, sweep=tuple(args.sweep), window=tuple(args.window),
+                         judge_window=tuple(args.judge_window))
+    assert request == BrowseRequest(stats="s", sweep=("a", "b,c"), window=(3, 1), out="o", n_tokens=7)
+    assert args.run is run
+    defaults = parser.parse_args(["browse", "--neuronpedia", "np", "--out", "o"])
+    assert (defaults.contexts, tuple(defaults.window), tuple(defaults.judge_window), defaults.sweep) == (
+        20, (24, 8), (32, 8), [])
+    for argv in (["--out", "o"], ["--stats", "s", "--neuronpedia", "np", "--out", "o"]):  # exactly one source
+        with pytest.raises(SystemExit):
+            parser.parse_args(["browse", *argv])
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--stats", "s"], "nothing to write: give --out, --neuronpedia-out or --stats-out"),
+    (["--neuronpedia", "np", "--neuronpedia-out", "x"], "--neuronpedia-out needs --stats"),
+    (["--stats", "s", "--stats-out", "x"], "--stats-out needs --neuronpedia"),
+    (["--stats", "s", "--out", "o", "--window", "-1", "8"], "--contexts, --window and --judge-window take counts"),
+])
+def test_cli_refuses_flags_that_cannot_work(argv, message, capsys):
+    from interp_sot.cli import main
+
+    assert main(["browse", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_browse_returns_what_the_command_prints(run_dir, tmp_path):
+    from interp_sot.browser import BrowseRequest, browse
+    from interp_sot.features.stats import FeatureStats
+
+    root, stats, tok = run_dir
+    tok.save_pretrained(tmp_path / "tok")
+    exported = browse(BrowseRequest(stats=str(root / "stats"), screen=str(root / "screen"),
+                                    tokenizer=str(tmp_path / "tok"), neuronpedia_out=str(tmp_path / "np")))
+    assert exported.export == tmp_path / "np" and exported.site is None and exported.stats is None
+    assert exported.lines == (f"Neuronpedia export ({stats.d_sae} features, {int((stats.topk_seq >= 0).sum())} "
+                              f"contexts, 2 labels): {tmp_path / 'np'}",)
+    imported = browse(BrowseRequest(neuronpedia=str(tmp_path / "np"), out=str(tmp_path / "site"),
+                                    stats_out=str(tmp_path / "imported")))
+    assert imported.site == tmp_path / "site" / "index.html" and imported.site.is_file()
+    assert imported.lines == (f"FeatureStats ({stats.d_sae} features): {tmp_path / 'imported'}",
+                              f"feature browser: {imported.site}")
+    assert FeatureStats.load(imported.stats).fire_count.tolist() == stats.fire_count.tolist()

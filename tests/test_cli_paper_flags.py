@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from pathlib import Path
@@ -128,7 +129,11 @@ def test_controls_scorer(model_dir: Path, inputs: dict[str, Path], tmp_path: Pat
 def test_tinyzero_split_flag(tmp_path: Path) -> None:
     """--tinyzero-split test takes rows 327,680.. of the train split (here: target = row number)."""
     from interp_sot.cli import build_parser
-    from interp_sot.cli.common import load_problems
+    from interp_sot.flags import from_flags
+    from interp_sot.stages.sources import ProblemSource
+
+    def load_problems(args: argparse.Namespace) -> list[CountdownProblem]:
+        return from_flags(ProblemSource, args).load()
 
     n = 327_680 + 1_024 + 10
     table = pa.table({"target": pa.array(range(n), pa.int64()), "nums": pa.array([[1, 2]] * n)})

@@ -78,3 +78,36 @@ def test_missing_corpus_is_reported(saved, tmp_path) -> None:
     (tmp_path / "bad.xyz").write_text("x")
     with pytest.raises(ValueError, match="unknown file type"):
         run([*common(root, tmp_path / "o"), "--corpus", str(tmp_path / "bad.xyz")])
+
+
+def test_run_stats_is_the_command_without_the_printing(saved, tmp_path) -> None:
+    """The library call behind the command: the result, or with --plan the plan (nothing written)."""
+    from interp_sot.errors import FlagError
+    from interp_sot.plan import StatsPlan
+    from interp_sot.stages.planning import PlanOptions
+    from interp_sot.stages.stats_run import StatsPlanned, StatsRequest, run_stats
+
+    root, model, tok, sae = saved
+    request = StatsRequest(model=str(root / "model"), sae=str(root / "sae"), layer=1, corpus=str(root / "corpus.txt"),
+                           out=str(tmp_path / "o"), device="cpu")
+    collect_config = CollectConfig(top_k=3, batch_tokens=128, progress=False)
+    with pytest.raises(FlagError, match="--plan needs --max-tokens"):
+        run_stats(request, collect_config, PlanOptions(plan=True))
+    planned = run_stats(request, CollectConfig(top_k=3, batch_tokens=128, max_tokens=1000), PlanOptions(plan=True))
+    assert isinstance(planned, StatsPlanned) and isinstance(planned.plan, StatsPlan) and planned.plan.tokens == 1000
+    assert "SAE with 40 features" in planned.what and not (tmp_path / "o").exists()
+    result = run_stats(request, collect_config)
+    assert result is not None and not isinstance(result, StatsPlanned) and result.table.parent == tmp_path / "o"
+    lines = [line for t in TEXTS for line in t.split("\n")]
+    assert_stats_equal(result.stats, collect(model, tok, lines, 1, sae, collect_config))
+
+
+def test_bad_layer_names_the_flag(saved, tmp_path) -> None:
+    from interp_sot.errors import FlagError
+
+    root, *_ = saved
+    argv = [*common(root, tmp_path / "o"), "--corpus", str(root / "corpus.txt")]
+    argv[argv.index("--layer") + 1] = "-1"
+    with pytest.raises(FlagError, match="--layer must be an int >= 0"):
+        run(argv)
+    assert not (tmp_path / "o").exists()

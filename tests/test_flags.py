@@ -100,6 +100,17 @@ def test_a_field_no_flag_can_carry_must_be_excluded() -> None:
     ("steer", "interp_sot.experiments.settings:GenerationSettings", ()),
     ("steer", "interp_sot.stages.sources:ProblemSource", ()),
     ("controls", "interp_sot.stages.controls_config:ControlsConfig", ("matched_norms",)),
+    ("steer", "interp_sot.stages.run_steer:SteerChoice", ()),
+    ("steer", "interp_sot.stages.run_options:UnitsOptions", ()),
+    ("steer", "interp_sot.stages.run_options:CodingOptions", ()),
+    ("steer", "interp_sot.stages.run_options:FinishOptions", ()),
+    ("controls", "interp_sot.stages.run_controls:ControlsChoice", ()),
+    ("controls", "interp_sot.stages.run_options:CodingOptions", ()),
+    ("dose", "interp_sot.stages.run_options:UnitsOptions", ()),
+    ("stats", "interp_sot.stages.stats_run:StatsRequest", ()),
+    ("screen", "interp_sot.stages.screen_config:ScreenInputs", ()),
+    ("screen", "interp_sot.stages.screen_config:JudgeOptions", ()),
+    ("browse", "interp_sot.browser.run:BrowseRequest", ()),
 ])
 def test_commands_carry_every_config_field(command: str, config: str, skip: tuple[str, ...]) -> None:
     """A field added to a stage's config reaches its command's flags with no hand mapping to update."""
@@ -131,3 +142,22 @@ def test_flag_errors_are_one_line_with_exit_2(capsys: pytest.CaptureFixture[str]
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and needle in err
         assert err.count("\n") == 1 and err.startswith(f"interp-sot {argv[0]}: error: ")
+
+
+def test_repeated_flags_add_their_values() -> None:
+    """``repeat=``: a tuple field's flag given several times keeps every value (others keep the last), and the
+    config gets a tuple."""
+    @dataclasses.dataclass(frozen=True)
+    class Files:
+        prompt_file: tuple[str, ...] = ()
+        """KIND=PATH."""
+        strengths: tuple[float, ...] = (1.0,)
+        """Numbers."""
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Files, repeat=("prompt_file",), metavar={"prompt_file": "KIND=PATH"})
+    args = parser.parse_args(["--prompt-file", "a=x", "--prompt-file", "b=y,c=z", "--strengths", "1", "--strengths",
+                              "2,3"])
+    assert from_flags(Files, args) == Files(("a=x", "b=y", "c=z"), (2.0, 3.0))
+    assert from_flags(Files, parser.parse_args([])) == Files()
+    assert "--prompt-file KIND=PATH" in parser.format_help()

@@ -22,7 +22,6 @@ from screening_fakes import CONVERSATIONAL_TEXT, brute_force_stats, random_corpu
 from test_screening_cli import FakeContexts
 
 from interp_sot.cli import main
-from interp_sot.cli import screen as screen_cli
 from interp_sot.errors import InterpSotError
 from interp_sot.judging.base import Judge, Message
 from interp_sot.judging.registry import (
@@ -36,6 +35,7 @@ from interp_sot.judging.registry import (
 from interp_sot.judging.spec import make_judge
 from interp_sot.screening.conversation_ratio import ratio_from_labels
 from interp_sot.screening.screen import load_table
+from interp_sot.stages import screen_run
 from interp_sot.steering import save_direction
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,7 +136,7 @@ def test_toy_backend_screens_through_the_cli(toy, monkeypatch, tmp_path, capsys)
     (tmp_path / "stats").mkdir()
     acts, onset, conv = random_corpus(seed=11, n_seq=16, seq_len=8, d=24)
     stats = brute_force_stats(acts, onset, k=5)
-    monkeypatch.setattr(screen_cli, "load_inputs", lambda args: (stats, FakeContexts(conv)))
+    monkeypatch.setattr(screen_run, "load_inputs", lambda inputs: (stats, FakeContexts(conv)))
     out = tmp_path / "o"
     assert main(["screen", "--stats", str(tmp_path / "stats"), "--out", str(out), "--k", "5",
                  "--judge", f"toy:{LEVEL}"]) == 0

@@ -23,14 +23,17 @@ from test_screening_cli import FakeContexts, run
 from interp_sot.analysis.perspectives import PERSPECTIVES_PROMPT
 from interp_sot.behaviours.prompts import COGNITIVE
 from interp_sot.cli import screen as cli
-from interp_sot.cli.common import coding_config
+from interp_sot.flags import from_flags
 from interp_sot.judging.batch import estimate_tokens
 from interp_sot.judging.prompts.categories import FEATURE_CATEGORY
 from interp_sot.judging.prompts.conversational import CONVERSATIONAL_SCORE
 from interp_sot.judging.store import sha256_hex
 from interp_sot.screening.conversation_ratio import ratio_from_labels, top_contexts
 from interp_sot.screening.screen import load_table
+from interp_sot.stages import screen_run
+from interp_sot.stages.run_options import CodingOptions
 from interp_sot.stages.rundir import RunDirError, jsonable
+from interp_sot.stages.screen_config import JudgeOptions
 from interp_sot.stages.steer import CodingConfig, code_behaviours
 
 K, BATCH = 5, 4
@@ -54,7 +57,7 @@ def setup(monkeypatch, tmp_path):
     (tmp_path / "stats").mkdir()
     acts, onset, conv = random_corpus(seed=11, n_seq=16, seq_len=8, d=24)
     stats = brute_force_stats(acts, onset, k=K)
-    monkeypatch.setattr(cli, "load_inputs", lambda args: (stats, LabelledContexts(conv)))
+    monkeypatch.setattr(screen_run, "load_inputs", lambda inputs: (stats, LabelledContexts(conv)))
     return stats, conv
 
 
@@ -96,8 +99,13 @@ def test_rerun_is_answered_by_the_reply_cache(setup, tmp_path, capsys) -> None:
         np.testing.assert_array_equal(again["conversation_ratio"], table["conversation_ratio"])
     parser = argparse.ArgumentParser()
     cli.add_parser(parser.add_subparsers(dest="command"))
-    assert "max_concurrency" not in cli.judge_options(parser.parse_args(["screen", *cmd]))
-    assert cli.judge_options(parser.parse_args(["screen", *cmd, "--concurrency", "3"]))["max_concurrency"] == 3
+
+    def backend_options(*extra: str) -> dict:
+        args = parser.parse_args(["screen", *cmd, *extra])
+        return from_flags(JudgeOptions, args).backend_options(args.judge)
+
+    assert "max_concurrency" not in backend_options()
+    assert backend_options("--concurrency", "3")["max_concurrency"] == 3
 
 
 def test_batch_files_complete_the_screen_with_no_live_call(setup, tmp_path, capsys) -> None:
@@ -241,10 +249,11 @@ class MarkerJudge:
 def test_prompt_files_reach_behaviour_coding_and_perspectives(tmp_path) -> None:
     cog = write_prompt(tmp_path / "cog.txt", COGNITIVE.template, "COG-MARKER", "{task} {trace}")
     persp = write_prompt(tmp_path / "persp.txt", PERSPECTIVES_PROMPT, "PERSP-MARKER", "{n_segments} {segments}")
-    args = argparse.Namespace(judge="openai:m@http://127.0.0.1:9/v1", schemes="cognitive", perspectives=True,
+    args = argparse.Namespace(judge="openai:m@http://127.0.0.1:9/v1", schemes=("cognitive",), perspectives=True,
                               prompt_file=[f"behaviours_cognitive={tmp_path / 'cog.txt'}",
                                            f"perspectives={tmp_path / 'persp.txt'}"])
-    coding = coding_config(args)
+    coding = from_flags(CodingOptions, args).config()
+    assert coding is not None
     versions = {t.name: t.version for t in coding.prompts}
     assert versions == {"behaviours_cognitive": "file-" + sha256_hex(cog)[:12],
                         "perspectives": "file-" + sha256_hex(persp)[:12]}
@@ -261,10 +270,10 @@ def test_prompt_files_reach_behaviour_coding_and_perspectives(tmp_path) -> None:
     assert len(judge.users) == 4
 
     with pytest.raises(SystemExit, match="need --judge"):
-        coding_config(argparse.Namespace(judge=None, schemes="cognitive", perspectives=False,
-                                         prompt_file=[f"perspectives={tmp_path / 'persp.txt'}"]))
+        from_flags(CodingOptions, argparse.Namespace(judge=None, schemes=("cognitive",), perspectives=False,
+                                                     prompt_file=[f"perspectives={tmp_path / 'persp.txt'}"])).config()
     with pytest.raises(SystemExit, match="unknown prompt kind 'conversational_score'"):
-        coding_config(argparse.Namespace(**{**vars(args),
-                                            "prompt_file": [f"conversational_score={tmp_path / 'cog.txt'}"]}))
+        from_flags(CodingOptions, argparse.Namespace(
+            **{**vars(args), "prompt_file": [f"conversational_score={tmp_path / 'cog.txt'}"]})).config()
     with pytest.raises(ValueError, match="unknown coding prompt"):
         CodingConfig("openai:m@http://127.0.0.1:9/v1", prompts=(CONVERSATIONAL_SCORE,))

@@ -13,8 +13,11 @@ from fault_server import LoopbackServer
 from screening_fakes import brute_force_stats, random_corpus, renderer
 
 from interp_sot.cli import screen as cli
+from interp_sot.flags import from_flags
 from interp_sot.screening.conversation_ratio import ratio_from_labels
 from interp_sot.screening.screen import apply_filter, feature_table, load_table
+from interp_sot.stages import screen_run
+from interp_sot.stages.screen_config import JudgeOptions, ScreenConfig, ScreenInputs, parse_feature_list
 
 
 class FakeContexts:
@@ -37,7 +40,7 @@ def inputs(monkeypatch, tmp_path):
     (tmp_path / "stats").mkdir()
     acts, onset, conv = random_corpus(seed=11, n_seq=16, seq_len=8, d=24)
     stats = brute_force_stats(acts, onset, k=5)
-    monkeypatch.setattr(cli, "load_inputs", lambda args: (stats, FakeContexts(conv)))
+    monkeypatch.setattr(screen_run, "load_inputs", lambda inputs: (stats, FakeContexts(conv)))
     return stats, conv
 
 
@@ -105,4 +108,24 @@ def test_bad_arguments(inputs, tmp_path, capsys) -> None:
         run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--categories"], capsys)
     with pytest.raises(ValueError, match="unknown judge spec"):
         run(["--stats", str(tmp_path / "stats"), "--out", str(tmp_path / "o"), "--judge", "gpt"], capsys)
-    assert cli.parse_feature_list("3, 0-2") == [3, 0, 1, 2] and cli.parse_feature_list(None) is None
+    assert parse_feature_list("3, 0-2") == [3, 0, 1, 2] and parse_feature_list(None) is None
+
+
+def test_flags_are_the_settings_fields() -> None:
+    """Every flag sets a field of the screen's settings; left out, each takes the field's default."""
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["screen", "--stats", "s", "--out", "o"])
+    assert from_flags(JudgeOptions, args) == JudgeOptions()
+    assert from_flags(ScreenInputs, args) == ScreenInputs(stats="s", out="o")
+    assert from_flags(ScreenConfig, args, features=None, window=tuple(args.window)) == ScreenConfig()
+    args = parser.parse_args(["screen", "--stats", "s", "--out", "o", "--prefer-explainer", "a", "--prefer-explainer",
+                              "b", "--prompt-file", "x=y", "--prompt-file", "z=w", "--validate-on", "labels",
+                              "--window", "4", "2", "--categories"])
+    assert from_flags(ScreenInputs, args).prefer_explainer == ("a", "b")
+    assert from_flags(JudgeOptions, args) == JudgeOptions(prompt_file=("x=y", "z=w"), validate_on="labels")
+    config = from_flags(ScreenConfig, args, features=parse_feature_list("0-2"), window=tuple(args.window))
+    assert config.window == (4, 2) and config.features == (0, 1, 2) and config.categories
+    assert JudgeOptions(concurrency=3).backend_options("openai:m@http://127.0.0.1:9/v1") == {
+        "api_key_env": "OPENAI_API_KEY", "timeout_s": 120.0, "max_concurrency": 3}
+    assert JudgeOptions(concurrency=3).backend_options("heuristic") == {}

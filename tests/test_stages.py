@@ -162,8 +162,8 @@ def test_sae_folder_in_half_precision_computes_in_fp32_on_cpu(tmp_path):
 
 
 # layer of each top-level part: a module may import only parts of a lower or equal layer
-LAYERS = {"io": 0, "layers": 0, "models": 0, "data": 0, "hub": 0, "plan": 0, "rundir": 0, "tasks": 1, "judging": 1,
-          "activations": 1, "steering": 2, "features": 2, "training": 3, "corpora": 3, "behaviours": 3,
+LAYERS = {"io": 0, "lazy": 0, "layers": 0, "models": 0, "data": 0, "hub": 0, "plan": 0, "rundir": 0, "tasks": 1,
+          "judging": 1, "activations": 1, "steering": 2, "features": 2, "training": 3, "corpora": 3, "behaviours": 3,
           "screening": 3, "experiments": 4, "evaluation": 4, "analysis": 5, "browser": 6, "stages": 6, "demo": 7,
           "cli": 8}
 

@@ -13,6 +13,7 @@ import torch
 
 from interp_sot.cli import controls as controls_cli
 from interp_sot.cli import steer as steer_cli
+from interp_sot.flags import parse_floats
 from interp_sot.io import read_jsonl
 from interp_sot.steering import save_direction
 
@@ -145,7 +146,7 @@ def test_cli_errors(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="--controls FILE or --screen-table"):
         args.run(args)
     with pytest.raises(SystemExit, match="--strengths"):
-        steer_cli.parse_floats("1,x", "--strengths")
+        parse_floats("1,x", "--strengths")
 
 
 def test_steer_cli_codes_behaviours_with_judge(
@@ -224,3 +225,34 @@ def test_steer_cli_with_saved_sae_folder(model_dir: Path, tmp_path: Path) -> Non
     for f in (5, 9):
         sha = direction_fingerprint(feature_direction(sae, f, units="sae"))
         assert {r["direction_sha"] for r in rows if r["feature"] == f} == {sha}
+
+
+def test_the_command_is_one_python_call(model_dir: Path, tmp_path: Path) -> None:
+    """``interp-sot steer`` builds a ``SteerRequest`` from its flags and calls ``run_steer``: the same call from
+    Python, with the same choices, writes the same records (the CLI adds nothing but parsing and printing)."""
+    from interp_sot.experiments import GenerationSettings, SweepConfig
+    from interp_sot.stages.run_options import FinishOptions
+    from interp_sot.stages.run_steer import SteerChoice, SteerRequest, run_steer
+    from interp_sot.stages.sources import ModelSource, ProblemSource
+
+    config = json.loads((model_dir / "config.json").read_text())
+    config["max_position_embeddings"] = 1024
+    (model_dir / "config.json").write_text(json.dumps(config))
+    direction = tmp_path / "conv.safetensors"
+    save_direction(direction, torch.randn(32, generator=torch.Generator().manual_seed(0)))
+    argv = ["steer", "--model", str(model_dir), "--direction", str(direction), "--strengths=-4,0,4", "--out",
+            str(tmp_path / "cli"), "--no-report", *COMMON]
+    args = _parser().parse_args(argv)
+    assert args.run(args) == 0
+    sweep = SweepConfig.for_task("paper", layer=1, batch_size=4,
+                                 generation=GenerationSettings(max_new_tokens=4, do_sample=False))
+    choice = SteerChoice(direction=str(direction), strengths="-4,0,4")
+    done = run_steer(SteerRequest(str(tmp_path / "py"), sweep, choice, problems=ProblemSource(n_problems=2),
+                                  model=ModelSource(str(model_dir)), finish=FinishOptions(report=False)))
+    assert done.planned is None and done.concluded is None and done.result is not None
+    fields = ("problem_id", "feature", "strength", "completion", "correct")
+    cli_rows, py_rows = read_jsonl(tmp_path / "cli/sweep.jsonl"), read_jsonl(tmp_path / "py/sweep.jsonl")
+    assert len(py_rows) == 6
+    assert [[r[k] for k in fields] for r in cli_rows] == [[r[k] for k in fields] for r in py_rows]
+    with pytest.raises(ValueError, match="give SAE --features or one --direction"):
+        SteerChoice(features=(1,), direction=str(direction))

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from interp_sot.cli.common import bad_input, parse_strengths
-from interp_sot.errors import FlagError
-from interp_sot.flags import add_flags
+from interp_sot.errors import FlagError, bad_input
+from interp_sot.flags import add_flags, from_flags
 from interp_sot.stages.sources import ModelSource
 
 
@@ -47,8 +46,11 @@ def run(args: argparse.Namespace) -> int:
 
     require_lm_eval()  # every check below is cheap; the task index and the model come after them
     spec = read_spec(args.spec, args.feature)
-    args.units, args.features = spec.units, spec.direction.feature  # auto:N refuses a dose run of others
-    strengths = parse_strengths(args)
+    from interp_sot.stages.run_options import read_dose_flag, strength_values
+
+    # auto:N refuses a dose run of other units or another feature
+    strengths = strength_values(args.strengths, read_dose_flag(args.dose), spec.units, spec.direction.feature,
+                                args.dose)
     check_include_path(args.include_path)
     with bad_input(""):
         config = EvalConfig(tasks=tuple(args.tasks.split(",")), strengths=tuple(strengths),
@@ -60,9 +62,7 @@ def run(args: argparse.Namespace) -> int:
         args.model = spec.model
     if args.model == "unknown":
         raise FlagError("the spec does not name its model: give --model")
-    from interp_sot.cli.common import load_run_model
-
-    model, tokenizer = load_run_model(args)
+    model, tokenizer = from_flags(ModelSource, args).load()
     result = eval_stage(model, tokenizer, spec, config, args.out, manager=manager,
                         inputs={"model": model_identity(args.model)})
     print(f"{'task':<28} {'metric':<28} {'strength':>9} {'value':>7} {'stderr':>7} {'n':>5}")

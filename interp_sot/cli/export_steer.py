@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from interp_sot.cli.common import bad_input
+from interp_sot.errors import bad_input
 
 FORMATS = ("lm-eval", "lm-eval-csv", "neuronpedia")
 """``steering.export.EXPORT_FORMATS`` (listed here so that ``--help`` never imports torch)."""

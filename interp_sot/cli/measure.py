@@ -34,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     checked before the SAE or the model loads."""
     if not Path(args.run_dir).expanduser().is_dir():  # before torch loads (stages.measure checks it fully)
         raise FileNotFoundError(f"{args.run_dir}: no such run directory (measure a finished steer or controls run)")
-    from interp_sot.cli.common import bad_input, load_run_model, measure_inputs
+    from interp_sot.errors import bad_input
     from interp_sot.experiments.coherence import CoherenceConfig
+    from interp_sot.stages.identity import model_identity
     from interp_sot.stages.measure import MeasureConfig, check_measure, measure_stage
 
     with bad_input(""):
@@ -46,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
         raise FlagError("name the SAE (--sae-path, or --sae-release with --sae-id), or pass --no-diversity")
     if config.diversity:
         source.check()
-    inputs = measure_inputs(args, config.diversity)
+    inputs = {"model": model_identity(args.model), "sae": source.identity() if config.diversity else None}
     check_measure(args.run_dir, config, inputs)  # --run exists, is finished, and its measures are ours to resume
     sae = source.load_sae(args.layer) if config.diversity else None
-    model, tokenizer = load_run_model(args)
+    model, tokenizer = from_flags(ModelSource, args).load()
     result = measure_stage(model, tokenizer, sae, args.run_dir, config, inputs=inputs)
     print(f"measured {result.n_traces} traces: {', '.join(str(f) for f in result.files)}")
     return 0

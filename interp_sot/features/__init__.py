@@ -7,10 +7,11 @@ The data path reads one way: corpus -> activations -> **stats** -> screen -> ste
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from interp_sot.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the real names, for type checkers
     from interp_sot.features.collect import collect, forward_to_layer
@@ -58,12 +59,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 _SHADOWED = frozenset({"collect", "encode"})

@@ -59,24 +59,18 @@ def matched_norms(record: Mapping[str, Any]) -> tuple[float, ...]:
     return tuple(sorted({math.copysign(r["added_norm"], r["strength"]) for r in rows if r["strength"] != 0}))
 
 
-def control_units(config: ControlsConfig) -> StrengthUnits:
-    """The units control strengths are in: unit-norm directions for ``matched`` (strength = added norm), SAE units
-    for ``max_act`` (strength = factor x max activation)."""
-    return "unit" if config.mode == "matched" else "sae"
-
-
 def steer_controls(model: CausalLM, tokenizer: Tokenizer, sae: SparseAutoencoder | torch.Tensor,
                    controls: Sequence[ControlFeature], problems: Sequence[CountdownProblem], sweep: SweepConfig,
                    config: ControlsConfig, out: str | Path, *, units: StrengthUnits | None = None,
                    residual: float | None = None, stats: FeatureStats | None = None,
                    **options: Any) -> SweepResult:
     """The ``controls`` stage for SAE control features: builds their directions in ``units`` (default
-    :func:`control_units`) and the units record of each feature's strengths, then runs :func:`controls_stage`
+    ``config.units``) and the units record of each feature's strengths, then runs :func:`controls_stage`
     (``options``: its keywords). ``residual``: as in ``stages.steer.steer_features``."""
     per_feature: dict[int, list[float]] = {}
     for c in controls:
         per_feature.setdefault(int(c.feature), []).append(c.strength)
-    built = sae_directions(model, tokenizer, sae, problems, sweep, list(per_feature), units or control_units(config),
+    built = sae_directions(model, tokenizer, sae, problems, sweep, list(per_feature), units or config.units,
                            per_feature, residual=residual, stats=stats)
     return controls_stage(model, tokenizer, controls, problems, built.directions, sweep, config, out,
                           strength_units=built.record, **options)

@@ -54,3 +54,9 @@ class ControlsConfig:
                              f"norms of the picked feature's added vectors (got {norms})")
         if self.mode == "max_act" and norms:
             raise ValueError("ControlsConfig.matched_norms is only used with mode='matched'")
+
+    @property
+    def units(self) -> Literal["unit", "sae"]:
+        """The units control strengths are in: unit-norm directions for ``matched`` (strength = added norm), SAE
+        units for ``max_act`` (strength = factor x max activation)."""
+        return "unit" if self.mode == "matched" else "sae"

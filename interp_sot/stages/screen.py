@@ -16,9 +16,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
@@ -30,11 +29,12 @@ from interp_sot.judging.cache import CachedJudge
 from interp_sot.judging.prompts.categories import FEATURE_CATEGORY
 from interp_sot.judging.prompts.conversational import CONVERSATIONAL_SCORE
 from interp_sot.judging.prompts.template import PromptTemplate
-from interp_sot.screening.conversation_ratio import RatioConfig, Renderer
+from interp_sot.screening.conversation_ratio import Renderer
 from interp_sot.screening.pick import source_counts
 from interp_sot.screening.score_store import ScoreStore
-from interp_sot.screening.screen import SCORES_FILE, FilterConfig, apply_filter, save_table, screen
+from interp_sot.screening.screen import SCORES_FILE, apply_filter, save_table, screen
 from interp_sot.stages.rundir import begin_stage, finish_stage
+from interp_sot.stages.screen_config import ScreenConfig, ValidateOn  # the settings: pure Python, for the CLI
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,40 +49,6 @@ JUDGE_CACHE = "judge_cache.jsonl"
 """Every judge reply of the run, keyed by the request (also the ``custom_id`` of batch-file lines)."""
 SCREEN_PROMPTS: dict[str, PromptTemplate] = {t.name: t for t in (CONVERSATIONAL_SCORE, FEATURE_CATEGORY)}
 """The prompt kinds the screen uses, by template name: what ``prompts=`` (``--prompt-file KIND=PATH``) replaces."""
-ValidateOn = Literal["labels"]
-"""What a judge can be validated against: the corpus's per-document labels (``label_field``)."""
-
-
-@dataclass(frozen=True)
-class ScreenConfig:
-    """How every feature's conversation ratio is measured and filtered."""
-
-    judge: str = "labels"
-    """``"labels"`` (document labels carried by the corpus, no model calls), ``"heuristic"`` or a judge spec
-    (``openai:MODEL@URL``, ``hf:PATH``; see :mod:`interp_sot.judging.spec`)."""
-    label_field: str = "conversational"
-    """Per-document boolean metadata read by the ``labels`` judge."""
-    source_field: str = "source"
-    """Per-document metadata naming the corpus source; when present the table gets ``n_sources`` for the pick."""
-    ratio: RatioConfig = field(default_factory=RatioConfig)
-    """Top contexts per feature, judge batching, thresholds, retries."""
-    filter: FilterConfig = field(default_factory=FilterConfig)
-    """The paper's two criteria and the definition of "activation in the first four tokens"."""
-    features: tuple[int, ...] | None = None
-    """Judge only these features (others get NaN ratios); None = all."""
-    window: tuple[int, int] = (32, 8)
-    """Tokens shown to a judge before and after the marked token."""
-    categories: bool = False
-    """Also classify each feature label as personality / expertise / other (needs a judge and labels)."""
-
-    def __post_init__(self) -> None:
-        if self.features is not None:
-            object.__setattr__(self, "features", tuple(int(f) for f in self.features))
-            if any(f < 0 for f in self.features):
-                raise ValueError("ScreenConfig.features: feature indices must be >= 0")
-        if len(self.window) != 2 or min(self.window) < 0:
-            raise ValueError(f"ScreenConfig.window must be two counts >= 0, got {self.window}")
-        object.__setattr__(self, "window", tuple(int(w) for w in self.window))
 
 
 class ScreenResult(NamedTuple):
