@@ -84,8 +84,8 @@ class CodingOptions:
     perspectives: bool = False
     """With --judge: also analyse each trace's perspectives (BFI-10, expertise)."""
     prompt_file: tuple[str, ...] = ()
-    """With --judge: KIND=PATH replaces a judge prompt by a text file (repeatable); KIND: behaviours_conversational,
-    behaviours_bales_ipa, behaviours_cognitive, perspectives."""
+    """With --judge: KIND=PATH replaces a judge prompt by a text file (repeatable, or comma-separated); KIND:
+    behaviours_conversational, behaviours_bales_ipa, behaviours_cognitive, perspectives."""
 
     def config(self) -> CodingConfig | None:
         """The coding config (None without a judge), its prompt files read: checked before any generation."""

@@ -64,7 +64,7 @@ class ScreenInputs:
     labels: str | None = None
     """Neuronpedia explanations export (folder or batch file)."""
     prefer_explainer: tuple[str, ...] = ()
-    """Explanation models to prefer, first first, when a feature has several (repeatable)."""
+    """Explanation models to prefer, first first, when a feature has several (repeatable, or comma-separated)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefer_explainer", tuple(self.prefer_explainer))
@@ -89,7 +89,7 @@ class JudgeOptions:
     validate_on: ValidateOn | None = None
     """Score the judge against the documents' --label-field labels (accuracy, Cohen's kappa)."""
     prompt_file: tuple[str, ...] = ()
-    """KIND=PATH replaces a judge prompt by a text file (repeatable); KIND: conversational_score,
+    """KIND=PATH replaces a judge prompt by a text file (repeatable, or comma-separated); KIND: conversational_score,
     feature_category (see the README's prompt table)."""
 
     def __post_init__(self) -> None:
