@@ -84,8 +84,8 @@ def test_run_stats_is_the_command_without_the_printing(saved, tmp_path) -> None:
     """The library call behind the command: the result, or with --plan the plan (nothing written)."""
     from interp_sot.errors import FlagError
     from interp_sot.plan import StatsPlan
-    from interp_sot.stages.planning import PlanOptions
-    from interp_sot.stages.stats_run import StatsPlanned, StatsRequest, run_stats
+    from interp_sot.stages.planning import Planned, PlanOptions
+    from interp_sot.stages.stats_run import StatsRequest, run_stats
 
     root, model, tok, sae = saved
     request = StatsRequest(model=str(root / "model"), sae=str(root / "sae"), layer=1, corpus=str(root / "corpus.txt"),
@@ -94,10 +94,10 @@ def test_run_stats_is_the_command_without_the_printing(saved, tmp_path) -> None:
     with pytest.raises(FlagError, match="--plan needs --max-tokens"):
         run_stats(request, collect_config, PlanOptions(plan=True))
     planned = run_stats(request, CollectConfig(top_k=3, batch_tokens=128, max_tokens=1000), PlanOptions(plan=True))
-    assert isinstance(planned, StatsPlanned) and isinstance(planned.plan, StatsPlan) and planned.plan.tokens == 1000
+    assert isinstance(planned, Planned) and isinstance(planned.plan, StatsPlan) and planned.plan.tokens == 1000
     assert "SAE with 40 features" in planned.what and not (tmp_path / "o").exists()
     result = run_stats(request, collect_config)
-    assert result is not None and not isinstance(result, StatsPlanned) and result.table.parent == tmp_path / "o"
+    assert result is not None and not isinstance(result, Planned) and result.table.parent == tmp_path / "o"
     lines = [line for t in TEXTS for line in t.split("\n")]
     assert_stats_equal(result.stats, collect(model, tok, lines, 1, sae, collect_config))
 

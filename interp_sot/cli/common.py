@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypedDict
 from interp_sot.errors import bad_input
 from interp_sot.experiments.settings import GenerationSettings, SweepConfig
 from interp_sot.flags import UNSET, add_flags, flag_values, from_flags
-from interp_sot.stages.planning import PlanOptions
+from interp_sot.stages.planning import Planned, PlanOptions
 from interp_sot.stages.run_options import CodingOptions, FinishOptions, UnitsOptions
 from interp_sot.stages.sources import ModelSource, ProblemSource, SaeSource
 from interp_sot.steering.units import STRENGTH_UNITS, units_help
@@ -120,11 +120,15 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
     return from_flags(PlanOptions, args)
 
 
+def show_plan(planned: Planned) -> None:
+    print(f"plan: {planned.what}")
+    print(planned.plan.describe())
+
+
 def show(launched: Launched) -> int:
     """Print what a steer or controls run did: its plan (``--plan``), or its report's summary."""
     if launched.planned is not None:
-        print(f"plan: {launched.planned.what}")
-        print(launched.planned.plan.describe())
+        show_plan(launched.planned)
     elif launched.concluded is not None:
         files = next(iter(launched.concluded.reports.values()))
         print(files.summary.read_text())

@@ -13,8 +13,8 @@ import argparse
 
 from interp_sot.cli.common import add_model_args, add_problem_args, sources
 from interp_sot.experiments.dose_config import DoseConfig
+from interp_sot.experiments.settings import SweepConfig
 from interp_sot.flags import add_flags, from_flags
-from interp_sot.tasks.countdown.prompts import PROMPT_STYLES
 
 SET_ELSEWHERE = ("layer", "site", "scope", "add_special_tokens", "coherence")
 """``DoseConfig`` fields with no flag of their own here: the model group's flags, and what the prompts decide."""
@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     g.add_argument("--greedy", dest="do_sample", action="store_false", help="greedy decoding (= --no-do-sample)")
     g = p.add_argument_group("prompts")
     add_problem_args(g, n_problems=8)
-    g.add_argument("--prompt-style", choices=PROMPT_STYLES, default=None, help="default: the task's")
+    add_flags(g, SweepConfig, only=("prompt_style",), defaults={"prompt_style": None},
+              help={"prompt_style": "None: the task's."})
     p.add_argument("--out", required=True, help="run directory (dose.json, dose_traces.jsonl, dose.png)")
     p.set_defaults(run=run)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 
-from interp_sot.cli.common import add_plan_args, plan_options
+from interp_sot.cli.common import add_plan_args, plan_options, show_plan
 from interp_sot.features.collect_config import CollectConfig
 from interp_sot.flags import add_flags, from_flags
-from interp_sot.stages.stats_run import CORPUS_FIELDS, DEVICE_FIELDS, StatsPlanned, StatsRequest
+from interp_sot.stages.planning import Planned
+from interp_sot.stages.stats_run import CORPUS_FIELDS, DEVICE_FIELDS, StatsRequest
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from interp_sot.stages.stats_run import run_stats
 
     done = run_stats(from_flags(StatsRequest, args), from_flags(CollectConfig, args), plan_options(args))
-    if isinstance(done, StatsPlanned):
-        print(f"plan: {done.what}\n{done.plan.describe()}")
-    if done is None or isinstance(done, StatsPlanned):  # None: a non-zero rank of a torchrun job
+    if isinstance(done, Planned):
+        show_plan(done)
+    if done is None or isinstance(done, Planned):  # None: a non-zero rank of a torchrun job
         return 0
     stats = done.stats
     fired = int((stats.fire_count > 0).sum())

@@ -21,23 +21,15 @@ if TYPE_CHECKING:
     from interp_sot.experiments.settings import SweepConfig
     from interp_sot.experiments.sharding import Shard
     from interp_sot.features.stats import FeatureStats
-    from interp_sot.plan import GenerationPlan
     from interp_sot.protocols import CausalLM, SparseAutoencoder, Tokenizer
     from interp_sot.stages.conclude import ConcludedRun
-    from interp_sot.stages.planning import PlanOptions
+    from interp_sot.stages.planning import Planned, PlanOptions
     from interp_sot.stages.run_options import FinishOptions
     from interp_sot.stages.sources import ModelSource, SaeSource
     from interp_sot.stages.steer import SweepResult
     from interp_sot.tasks.countdown.problems import CountdownProblem
 
 logger = logging.getLogger(__name__)
-
-
-class Planned(NamedTuple):
-    """A run's time and memory plan (``--plan``: nothing was loaded or written) and a line saying what it plans."""
-
-    plan: GenerationPlan
-    what: str
 
 
 class Launched(NamedTuple):
@@ -63,17 +55,11 @@ def plan_or_refuse(options: PlanOptions, model: ModelSource, problems: list[Coun
     """With ``options.plan``: the plan of generating ``rows`` completions (the caller shows it and stops).
     Otherwise raise PlanError when a batch cannot fit the device memory, before any weights load or anything is
     written (so the rerun with the suggested ``--batch-size`` starts clean); None when the run may go on."""
-    from interp_sot.plan import require_fit
-    from interp_sot.stages.planning import generation_plan
+    from interp_sot.stages.planning import generation_plan, shown_or_fits
 
     planned = generation_plan(options, model, problems, sweep.prompt_spec, rows=rows, batch_size=sweep.batch_size,
                               max_new_tokens=sweep.generation.max_new_tokens)
-    if planned is None:
-        return None
-    if options.plan:
-        return Planned(*planned)
-    require_fit(planned[0])
-    return None
+    return shown_or_fits(planned, options)
 
 
 def claim(out: str | Path, stage: str, identity: Mapping[str, object], inputs: Mapping[str, object],

@@ -4,10 +4,10 @@ prints, and the refusal of a batch that cannot fit the device (:mod:`interp_sot.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from interp_sot.plan import GenerationPlan, ModelShape
+    from interp_sot.plan import GenerationPlan, ModelShape, StatsPlan
     from interp_sot.stages.sources import ModelSource
     from interp_sot.tasks.countdown.problems import CountdownProblem
     from interp_sot.tasks.countdown.prompts import PromptSpec
@@ -40,6 +40,26 @@ class PlanOptions:
         return device_memory(device, headroom=HEADROOM, resident_bytes=resident_bytes)
 
 
+class Planned(NamedTuple):
+    """A run's time and memory plan (with ``--plan`` nothing was loaded or written) and a line saying what it
+    plans: what ``--plan`` shows."""
+
+    plan: GenerationPlan | StatsPlan
+    what: str
+
+
+def shown_or_fits(planned: Planned | None, options: PlanOptions) -> Planned | None:
+    """With ``options.plan``: ``planned`` (the caller shows it and stops). Otherwise raise PlanError when it cannot
+    fit the device, before anything is written (so the rerun with the suggested batch starts clean); None when the
+    run may go on."""
+    if planned is None or options.plan:
+        return planned
+    from interp_sot.plan import require_fit
+
+    require_fit(planned.plan)
+    return None
+
+
 def model_shape(name: str, dtype: str | None) -> tuple[ModelShape, str]:
     """(ModelShape from the config alone, the weights' dtype name: ``dtype``, or the config's for auto/None)."""
     from transformers import AutoConfig
@@ -58,7 +78,7 @@ def model_shape(name: str, dtype: str | None) -> tuple[ModelShape, str]:
 
 
 def generation_plan(options: PlanOptions, model: ModelSource, problems: list[CountdownProblem], prompt: PromptSpec,
-                    *, rows: int, batch_size: int, max_new_tokens: int) -> tuple[GenerationPlan, str] | None:
+                    *, rows: int, batch_size: int, max_new_tokens: int) -> Planned | None:
     """The plan of generating ``rows`` completions of ``problems``' prompts and a line saying what it plans, or
     None when there is nothing to plan against (no ``--plan``, and no known device memory)."""
     from interp_sot.plan import plan_generation
@@ -71,4 +91,4 @@ def generation_plan(options: PlanOptions, model: ModelSource, problems: list[Cou
     longest = max(prompt_lengths(problems, prompt, model.config_and_tokenizer()[1]))
     plan = plan_generation(shape, rows=rows, batch_size=batch_size, prompt_tokens=longest,
                            max_new_tokens=max_new_tokens, dtype=dtype, device_bytes=available)
-    return plan, f"{model.model} ({shape.n_params:,} parameters, {dtype}), prompts up to {longest:,} tokens"
+    return Planned(plan, f"{model.model} ({shape.n_params:,} parameters, {dtype}), prompts up to {longest:,} tokens")

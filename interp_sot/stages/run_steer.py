@@ -136,8 +136,11 @@ def run_steer(request: SteerRequest) -> Launched:
         with bad_input(f"--dose {shorten(choice.dose)}"):
             check_held_out(dose, problems)
             check_in_range(dose, strengths, units=units)
-    directions = ({} if features else {request.spec.label: request.spec.direction} if request.spec is not None
-                  else direction_file(str(choice.direction)))
+    directions: dict[FeatureId, torch.Tensor] = {}  # SAE features: built once the model is loaded
+    if request.spec is not None:
+        directions = {request.spec.label: request.spec.direction}
+    elif choice.direction:
+        directions = direction_file(choice.direction)
     from interp_sot.stages.identity import model_identity  # torch loads from here on, after the flag checks
     from interp_sot.stages.launch import Launched, check_context, check_features, claim, conclude, plan_or_refuse
     from interp_sot.stages.steer import STAGE, steer_features, steer_identity, steer_stage

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
 
 from interp_sot.errors import FlagError, bad_input, shorten
 from interp_sot.features.collect_config import CollectConfig
-from interp_sot.stages.planning import PlanOptions, model_shape
+from interp_sot.stages.planning import Planned, PlanOptions, model_shape, shown_or_fits
 
 if TYPE_CHECKING:
     from interp_sot.features.corpus import CorpusItem
-    from interp_sot.plan import StatsPlan
     from interp_sot.protocols import CausalLM, SparseAutoencoder, Tokenizer
     from interp_sot.stages.stats import StatsResult
 
@@ -98,15 +97,8 @@ class StatsRequest:
             raise model_not_found(self.model, err) from err
 
 
-class StatsPlanned(NamedTuple):
-    """The memory plan of a statistics pass and a line saying what it plans (what ``--plan`` shows)."""
-
-    plan: StatsPlan
-    what: str
-
-
 def stats_plan(request: StatsRequest, collect: CollectConfig, options: PlanOptions, sae: SparseAutoencoder,
-               device: str) -> StatsPlanned | None:
+               device: str) -> Planned | None:
     """The plan of a pass over ``collect.max_tokens`` tokens (one batch without it) on ``device``, where ``sae``
     already lies, from the model's config alone; None when there is nothing to plan against (no ``options.plan``
     and no known device memory)."""
@@ -120,7 +112,7 @@ def stats_plan(request: StatsRequest, collect: CollectConfig, options: PlanOptio
     d_sae = int(sae.cfg.d_sae)
     plan = plan_stats(shape, tokens=collect.max_tokens or collect.batch_tokens, batch_tokens=collect.batch_tokens,
                       d_sae=d_sae, chunk_size=collect.chunk_size, dtype=dtype, device_bytes=available)
-    return StatsPlanned(plan, f"{request.model} ({shape.n_params:,} parameters, {dtype}), SAE with {d_sae:,} features")
+    return Planned(plan, f"{request.model} ({shape.n_params:,} parameters, {dtype}), SAE with {d_sae:,} features")
 
 
 def process_device(request: StatsRequest) -> tuple[str, bool]:
@@ -138,17 +130,16 @@ def process_device(request: StatsRequest) -> tuple[str, bool]:
 
 
 def run_stats(request: StatsRequest, collect: CollectConfig | None = None,
-              plan: PlanOptions | None = None) -> StatsResult | StatsPlanned | None:
+              plan: PlanOptions | None = None) -> StatsResult | Planned | None:
     """Run (or resume) the statistics pass ``request`` names with the pass settings ``collect``.
 
     Before the SAE or the model loads: the inputs exist, the corpus decodes, the output folder is usable and holds
     no other run. The SAE loads next (its layer checked), then the memory plan: with ``plan.plan`` it is returned
-    (:class:`StatsPlanned`; nothing written), otherwise a batch that cannot fit the device raises
+    (:class:`~interp_sot.stages.planning.Planned`; nothing written), otherwise a batch that cannot fit the device raises
     :class:`~interp_sot.plan.PlanError` before ``stage.json`` is written. Then the model loads and the pass runs.
     Returns its :class:`~interp_sot.stages.stats.StatsResult`, or None on a non-zero rank of a ``torchrun`` job."""
     from interp_sot.features.distributed import launched_by_torchrun
     from interp_sot.io import check_text_file
-    from interp_sot.plan import require_fit
     from interp_sot.stages.rundir import begin_stage, check_identity
     from interp_sot.stages.stats import STAGE, StatsConfig, stats_stage
 
@@ -162,11 +153,10 @@ def run_stats(request: StatsRequest, collect: CollectConfig | None = None,
     if not plan.plan and main_rank:  # under torchrun rank 0 claims for every rank
         check_identity(request.out, STAGE, config.identity(), inputs)
     sae = request.load_sae(device)
-    planned = stats_plan(request, config.collect, plan, sae, device)  # before begin_stage: batch_tokens is identity
-    if planned is not None and plan.plan:
-        return planned
+    # the plan comes before begin_stage: batch_tokens is part of the run's identity
+    planned = shown_or_fits(stats_plan(request, config.collect, plan, sae, device), plan)
     if planned is not None:
-        require_fit(planned.plan)
+        return planned
     if not launched_by_torchrun():  # under torchrun the stage lets rank 0 alone claim the folder
         begin_stage(request.out, STAGE, config.identity(), inputs)
     corpus = request.open_corpus()
